@@ -1,0 +1,126 @@
+//! The tenantflow HTTP API.
+//!
+//! Invariant: only this crate knows HTTP. Every route is declared once in [`table::routes`]
+//! with the access it needs; the router, the authentication layer and the OpenAPI document are
+//! all built from that table, so no route can exist without a declaration.
+
+pub mod access;
+mod auth;
+mod bootstrap;
+pub mod error;
+mod extract;
+mod openapi;
+mod routes;
+pub mod table;
+
+pub use bootstrap::{ensure_admin_credential, ADMIN_TOKEN_FILE};
+pub use table::RouteDef;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tf_store::{Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// How to run the server; the binary fills this from defaults, file, env and flags.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; the embedded SQLite store in `data_dir` when `None`.
+    pub database_url: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
+}
+
+/// The router over `store`, with every route of the table behind the authentication layer.
+pub fn router(store: Store, max_body_bytes: usize) -> axum::Router {
+    let defs = table::routes();
+    let access_map = defs.iter().map(|d| ((d.method.clone(), d.path), d.access)).collect();
+    let state = AppState { store, access: Arc::new(access_map) };
+    let mut r = axum::Router::new();
+    for d in defs {
+        r = r.route(d.path, d.handler);
+    }
+    r.fallback(routes::fallback)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// A server running in the background.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    /// The credential file written on first start, if this start wrote one.
+    pub admin_token_written: Option<PathBuf>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    store: Store,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, closes the store.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let r = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.store.close().await;
+        r
+    }
+
+    /// Waits until the server stops (after [`RunningServer::shutdown`] or a fatal error).
+    pub async fn wait(mut self, stop: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        tokio::select! {
+            r = &mut self.task => { self.store.close().await; return r.unwrap_or_else(|e| Err(std::io::Error::other(e))); }
+            _ = stop => {}
+        }
+        self.shutdown().await
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Opens the store, makes sure a platform-admin credential exists, binds and starts serving.
+pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| StartError(format!("cannot create data dir {}: {e}", opts.data_dir.display())))?;
+    let store_opts = match &opts.database_url {
+        Some(url) => StoreOptions::url(url.clone()),
+        None => StoreOptions::sqlite_in(&opts.data_dir),
+    };
+    let store = Store::open(&store_opts).await.map_err(|e| StartError(format!("cannot open the store: {e}")))?;
+    let admin_token_written = ensure_admin_credential(&store, &opts.data_dir).await?;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {}: {e}", opts.listen)))?;
+    let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+    let app = router(store.clone(), opts.max_body_bytes);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store })
+}
+
+/// Why the server could not start; the message is for the operator, as is.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);

@@ -1,0 +1,71 @@
+//! Request handlers, one module per resource. Handlers assume admission already happened
+//! (see `auth`); they obtain tenant-scoped store handles through [`project_scope`].
+
+pub mod health;
+pub mod me;
+pub mod projects;
+pub mod registry;
+pub mod tenants;
+
+use crate::error::{ApiError, ApiResult, Code};
+use crate::AppState;
+use serde::Deserialize;
+use tf_store::{PageRequest, Project, TenantStore};
+
+pub async fn fallback() -> ApiError {
+    ApiError::not_found("no such route; see /api/openapi.json")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(Code::MethodNotAllowed, "method not allowed on this route; see /api/openapi.json")
+}
+
+/// `?limit=&token=` on list routes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub token: Option<String>,
+    /// Platform administrators may narrow a project listing to one tenant.
+    pub tenant: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> ApiResult<PageRequest> {
+        if let Some(l) = self.limit {
+            if l == 0 || l > tf_store::PAGE_MAX_LIMIT {
+                return Err(ApiError::invalid("limit", format!("expected 1..={}, got {l}", tf_store::PAGE_MAX_LIMIT)));
+            }
+        }
+        Ok(PageRequest { limit: self.limit, token: self.token.clone() })
+    }
+}
+
+/// Checks an identifier taken from a path or body, naming the field on failure.
+pub fn check_id(field: &str, value: &str) -> ApiResult<()> {
+    tf_model::names::check_id(value).map_err(|e| ApiError::invalid(field, e))
+}
+
+/// The owning tenant's store handle and the project, or 404 when it does not exist.
+pub async fn project_scope<'a>(state: &'a AppState, project: &str) -> ApiResult<(TenantStore<'a>, Project)> {
+    check_id("project", project)?;
+    let not_found = || ApiError::not_found(format!("project `{project}` not found"));
+    let tenant = state.store.platform().project_owner(project).await?.ok_or_else(not_found)?;
+    let scope = state.store.tenant(&tenant);
+    let p = scope.get_project(project).await?.ok_or_else(not_found)?;
+    Ok((scope, p))
+}
+
+/// Like [`project_scope`], and the domain must be one of the project's.
+pub async fn domain_scope<'a>(
+    state: &'a AppState,
+    project: &str,
+    domain: &str,
+) -> ApiResult<(TenantStore<'a>, Project)> {
+    let (scope, p) = project_scope(state, project).await?;
+    check_id("domain", domain)?;
+    if !p.has_domain(domain) {
+        return Err(ApiError::not_found(format!("domain `{domain}` not found in project `{project}`")));
+    }
+    Ok((scope, p))
+}

@@ -1,0 +1,253 @@
+//! The route table: every route, its access, and how it is documented. The router, the
+//! admission layer and the OpenAPI document are all built from this one list.
+
+use crate::access::{Access, Action, Permission, Resource};
+use crate::routes::{health, me, projects, registry, tenants};
+use crate::AppState;
+use axum::http::Method;
+use axum::routing::{delete, get, post, put, MethodRouter};
+use schemars::gen::SchemaGenerator;
+use schemars::schema::Schema;
+use tf_model::EntityKind;
+
+/// Documents a body or response type for OpenAPI.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+pub struct RouteDef {
+    pub method: Method,
+    /// Axum path syntax, which is also OpenAPI's: `/api/v1/projects/{project}`.
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// Query parameters: name and description.
+    pub query: &'static [(&'static str, &'static str)],
+    /// Request body: content types and schema.
+    pub body: Option<(&'static [&'static str], SchemaFn)>,
+    pub response: Option<SchemaFn>,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn s<T: schemars::JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+const PAGE: &[(&str, &str)] =
+    &[("limit", "page size, 1–1000 (default 100)"), ("token", "`next_token` of the previous page")];
+const JSON: &[&str] = &["application/json"];
+
+fn r(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    summary: &'static str,
+    tag: &'static str,
+    handler: MethodRouter<AppState>,
+) -> RouteDef {
+    RouteDef { method, path, access, summary, tag, query: &[], body: None, response: None, handler }
+}
+
+impl RouteDef {
+    fn query(mut self, q: &'static [(&'static str, &'static str)]) -> Self {
+        self.query = q;
+        self
+    }
+    fn body(mut self, types: &'static [&'static str], f: SchemaFn) -> Self {
+        self.body = Some((types, f));
+        self
+    }
+    fn response(mut self, f: SchemaFn) -> Self {
+        self.response = Some(f);
+        self
+    }
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<RouteDef> {
+    use Access::*;
+    use Action::*;
+    use Resource::*;
+    let mut v = vec![
+        r(Method::GET, "/healthz", Public, "Liveness", "health", get(health::healthz)),
+        r(Method::GET, "/readyz", Public, "Readiness: the store answers", "health", get(health::readyz)),
+        r(Method::GET, "/api/openapi.json", Authenticated, "This API description", "meta", get(me::openapi)),
+        r(Method::GET, "/api/v1/me", Authenticated, "Who am I", "access", get(me::me)),
+        r(
+            Method::GET,
+            "/api/v1/tenants",
+            Platform(Permission(Tenants, Read)),
+            "List tenants",
+            "tenants",
+            get(tenants::list),
+        )
+        .query(PAGE)
+        .response(s::<tf_store::Page<tf_store::Tenant>>),
+        r(
+            Method::POST,
+            "/api/v1/tenants",
+            Platform(Permission(Tenants, Create)),
+            "Create a tenant",
+            "tenants",
+            post(tenants::create),
+        )
+        .body(JSON, s::<tenants::CreateTenant>)
+        .response(s::<tf_store::Tenant>),
+        r(
+            Method::GET,
+            "/api/v1/tenants/{tenant}",
+            Platform(Permission(Tenants, Read)),
+            "Get a tenant",
+            "tenants",
+            get(tenants::get),
+        )
+        .response(s::<tf_store::Tenant>),
+        r(
+            Method::GET,
+            "/api/v1/projects",
+            Collection(Permission(Projects, Read)),
+            "List the projects the caller may see",
+            "projects",
+            get(projects::list),
+        )
+        .query(&[
+            ("limit", "page size, 1–1000 (default 100)"),
+            ("token", "`next_token` of the previous page"),
+            ("tenant", "only this tenant's projects (platform administrators)"),
+        ])
+        .response(s::<tf_store::Page<tf_store::Project>>),
+        r(
+            Method::POST,
+            "/api/v1/projects",
+            Collection(Permission(Projects, Create)),
+            "Create a project",
+            "projects",
+            post(projects::create),
+        )
+        .body(JSON, s::<projects::CreateProject>)
+        .response(s::<tf_store::Project>),
+        r(
+            Method::GET,
+            "/api/v1/projects/{project}",
+            Project(Permission(Projects, Read)),
+            "Get a project",
+            "projects",
+            get(projects::get),
+        )
+        .response(s::<tf_store::Project>),
+        r(
+            Method::PUT,
+            "/api/v1/projects/{project}",
+            Project(Permission(Projects, Update)),
+            "Update a project's name, description, labels, domains or state",
+            "projects",
+            put(projects::update),
+        )
+        .body(JSON, s::<projects::UpdateProject>)
+        .response(s::<tf_store::Project>),
+        r(
+            Method::DELETE,
+            "/api/v1/projects/{project}",
+            Project(Permission(Projects, Delete)),
+            "Archive a project (read-only from then on)",
+            "projects",
+            delete(projects::archive),
+        )
+        .response(s::<tf_store::Project>),
+        r(
+            Method::POST,
+            "/api/v1/register/{project}/{domain}",
+            Project(Permission(Workflows, Create)),
+            "Register a bundle of tasks, workflows and launch plans as one version",
+            "registry",
+            post(registry::register),
+        )
+        .query(&[("version", "the version to register the bundle's documents as (or `version` in a JSON envelope)")])
+        .body(&["application/yaml", "application/json"], s::<Vec<serde_json::Value>>)
+        .response(s::<registry::RegisterResponse>),
+    ];
+    for (kind, resource, list_path, versions_path, get_path) in [
+        (
+            EntityKind::Task,
+            Tasks,
+            "/api/v1/tasks/{project}/{domain}",
+            "/api/v1/tasks/{project}/{domain}/{name}",
+            "/api/v1/tasks/{project}/{domain}/{name}/{version}",
+        ),
+        (
+            EntityKind::Workflow,
+            Workflows,
+            "/api/v1/workflows/{project}/{domain}",
+            "/api/v1/workflows/{project}/{domain}/{name}",
+            "/api/v1/workflows/{project}/{domain}/{name}/{version}",
+        ),
+        (
+            EntityKind::LaunchPlan,
+            Launchplans,
+            "/api/v1/launch_plans/{project}/{domain}",
+            "/api/v1/launch_plans/{project}/{domain}/{name}",
+            "/api/v1/launch_plans/{project}/{domain}/{name}/{version}",
+        ),
+    ] {
+        let tag = "registry";
+        v.push(
+            r(
+                Method::GET,
+                list_path,
+                Project(Permission(resource, Read)),
+                list_summary(kind),
+                tag,
+                registry::for_kind::list(kind),
+            )
+            .query(PAGE)
+            .response(s::<tf_store::Page<tf_store::EntitySummary>>),
+        );
+        v.push(
+            r(
+                Method::GET,
+                versions_path,
+                Project(Permission(resource, Read)),
+                versions_summary(kind),
+                tag,
+                registry::for_kind::versions(kind),
+            )
+            .query(PAGE)
+            .response(s::<tf_store::Page<tf_store::EntityRecord>>),
+        );
+        v.push(
+            r(
+                Method::GET,
+                get_path,
+                Project(Permission(resource, Read)),
+                get_summary(kind),
+                tag,
+                registry::for_kind::get(kind),
+            )
+            .response(s::<tf_store::EntityRecord>),
+        );
+    }
+    v
+}
+
+fn list_summary(k: EntityKind) -> &'static str {
+    match k {
+        EntityKind::Task => "List tasks (latest version of each name)",
+        EntityKind::Workflow => "List workflows (latest version of each name)",
+        EntityKind::LaunchPlan => "List launch plans (latest version of each name)",
+    }
+}
+
+fn versions_summary(k: EntityKind) -> &'static str {
+    match k {
+        EntityKind::Task => "List a task's versions, newest first",
+        EntityKind::Workflow => "List a workflow's versions, newest first",
+        EntityKind::LaunchPlan => "List a launch plan's versions, newest first",
+    }
+}
+
+fn get_summary(k: EntityKind) -> &'static str {
+    match k {
+        EntityKind::Task => "Get one task version",
+        EntityKind::Workflow => "Get one workflow version (with its compiled DAG)",
+        EntityKind::LaunchPlan => "Get one launch plan version",
+    }
+}

@@ -1,0 +1,31 @@
+//! The metadata store: one query layer over SQLite (embedded default) and PostgreSQL.
+//!
+//! Invariant: tenant data is reachable only through a [`TenantStore`], obtained with a tenant
+//! id, whose every query binds that id first — a query that forgets the tenant cannot be
+//! written against it. Cross-tenant operations (tenants, tokens, the project directory) live
+//! on [`PlatformStore`] and nowhere else. Keys and indexes lead with the tenant.
+
+mod db;
+mod error;
+mod migrate;
+mod page;
+mod platform;
+mod records;
+mod tenant;
+
+pub use db::{redact, Backend, Store, StoreOptions};
+pub use error::Error;
+pub use page::{Page, PageRequest, MAX_LIMIT as PAGE_MAX_LIMIT};
+pub use platform::{NewToken, PlatformStore, TokenInfo};
+pub use records::{
+    Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate, RegisterOutcome, Tenant,
+    TenantState,
+};
+pub use tenant::TenantStore;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

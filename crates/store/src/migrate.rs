@@ -1,0 +1,63 @@
+//! Schema migrations, applied in order at open, each in its own transaction and recorded in
+//! `schema_migrations`. The SQL is portable between SQLite and PostgreSQL; a migration may
+//! carry a PostgreSQL-only part. On PostgreSQL an advisory lock serialises concurrent starts.
+
+use crate::{Backend, Error, Result, Store};
+use sqlx::Acquire;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "foundation", sql: include_str!("../migrations/0001_foundation.sql") }];
+
+const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"
+
+pub async fn run(store: &Store) -> Result<()> {
+    let mut conn = store.write.acquire().await?;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(LOCK_KEY).execute(&mut *conn).await?;
+    }
+    let result = apply(&mut conn).await;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut *conn).await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut **conn)
+    .await?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(&mut **conn).await?;
+    if let Some(&newest) = applied.last() {
+        let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
+        if newest > known {
+            return Err(Error::Migration(format!(
+                "the database is at schema version {newest}, newer than this binary knows ({known}); upgrade tenantflow"
+            )));
+        }
+    }
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::Migration(format!("{} ({}): {e}", m.version, m.name)))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Cross-tenant operations: tenants, credentials and the project directory. Nothing here
+//! returns another tenant's registered entities; that is [`crate::TenantStore`]'s job.
+
+use crate::records::{Project, Tenant, TenantState};
+use crate::tenant::project_from_row;
+use crate::{now_ms, Error, Page, PageRequest, Result, Store};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+pub struct PlatformStore<'a> {
+    pub(crate) store: &'a Store,
+}
+
+/// A credential as the store knows it; the secret itself is never stored.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct TokenInfo {
+    pub id: String,
+    /// `platform_admin`, `service_account` or `user`.
+    pub kind: String,
+    pub subject: String,
+    pub tenant: Option<String>,
+    pub description: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// A freshly minted credential: `secret` is shown once and only its hash is kept.
+pub struct NewToken {
+    pub info: TokenInfo,
+    pub secret: String,
+}
+
+/// Secrets look like `tf_<id>_<random>`; the hash is over the whole secret.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+const TOKEN_COLUMNS: &str = "id, kind, subject, tenant_id, description, created_at, expires_at, last_used_at";
+
+fn token_from_row(r: &AnyRow) -> Result<TokenInfo> {
+    Ok(TokenInfo {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        subject: r.try_get("subject")?,
+        tenant: r.try_get("tenant_id")?,
+        description: r.try_get("description")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}
+
+pub(crate) fn tenant_from_row(r: &AnyRow) -> Result<Tenant> {
+    let state: String = r.try_get("state")?;
+    let labels: String = r.try_get("labels")?;
+    Ok(Tenant {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        tier: r.try_get("tier")?,
+        state: TenantState::parse(&state).ok_or_else(|| Error::Corrupt(format!("tenant state `{state}`")))?,
+        labels: serde_json::from_str(&labels)?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Only touch `last_used_at` when it is this stale, so authentication stays a read.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+impl PlatformStore<'_> {
+    pub async fn create_tenant(
+        &self,
+        id: &str,
+        name: &str,
+        tier: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Tenant> {
+        let now = now_ms();
+        let res = sqlx::query(
+            "INSERT INTO tenants (id, name, tier, state, labels, created_at, updated_at) VALUES ($1, $2, $3, 'active', $4, $5, $5)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(tier)
+        .bind(serde_json::to_string(labels)?)
+        .bind(now)
+        .execute(&self.store.write)
+        .await;
+        match res {
+            Ok(_) => self.get_tenant(id).await?.ok_or_else(|| Error::Corrupt("tenant vanished".into())),
+            Err(e) if Error::is_unique_violation(&e) => Err(Error::Conflict(format!("tenant `{id}` already exists"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1").bind(id).fetch_optional(&self.store.read).await?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    pub async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>> {
+        let after: Option<String> = page.after()?;
+        let limit = page.limit();
+        let rows = sqlx::query("SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after.unwrap_or_default())
+            .bind(limit as i64 + 1)
+            .fetch_all(&self.store.read)
+            .await?;
+        let items = rows.iter().map(tenant_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |t| t.id.clone()))
+    }
+
+    /// Which tenant owns project `id` — the one lookup that is not tenant-scoped, because a
+    /// request names only the project. Callers must authorise before revealing anything.
+    pub async fn project_owner(&self, id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT tenant_id FROM projects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.store.read)
+            .await?)
+    }
+
+    /// All projects of all tenants, for platform administrators.
+    pub async fn list_all_projects(&self, page: &PageRequest) -> Result<Page<Project>> {
+        let after: Option<String> = page.after()?;
+        let limit = page.limit();
+        let rows = sqlx::query("SELECT * FROM projects WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after.unwrap_or_default())
+            .bind(limit as i64 + 1)
+            .fetch_all(&self.store.read)
+            .await?;
+        let items = rows.iter().map(project_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |p| p.id.clone()))
+    }
+
+    /// Mints a credential. Only its hash is stored.
+    pub async fn create_token(
+        &self,
+        kind: &str,
+        subject: &str,
+        tenant: Option<&str>,
+        description: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken> {
+        let mut rng = rand::thread_rng();
+        let mut id = [0u8; 8];
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut id);
+        rng.fill_bytes(&mut secret);
+        let id = hex::encode(id);
+        let secret = format!("tf_{id}_{}", hex::encode(secret));
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO tokens (id, hash, kind, subject, tenant_id, description, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(hash_secret(&secret))
+        .bind(kind)
+        .bind(subject)
+        .bind(tenant)
+        .bind(description)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.store.write)
+        .await?;
+        let info = TokenInfo {
+            id,
+            kind: kind.into(),
+            subject: subject.into(),
+            tenant: tenant.map(str::to_string),
+            description: description.into(),
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+        };
+        Ok(NewToken { info, secret })
+    }
+
+    /// The live credential with this secret, if any: not revoked, not expired.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<TokenInfo>> {
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"
+        ))
+        .bind(hash_secret(secret))
+        .bind(now)
+        .fetch_optional(&self.store.read)
+        .await?;
+        let Some(info) = row.as_ref().map(token_from_row).transpose()? else { return Ok(None) };
+        if info.last_used_at.is_none_or(|t| now - t > LAST_USED_RESOLUTION_MS) {
+            sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&info.id)
+                .execute(&self.store.write)
+                .await?;
+        }
+        Ok(Some(info))
+    }
+
+    pub async fn count_tokens(&self, kind: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE kind = $1 AND revoked_at IS NULL")
+            .bind(kind)
+            .fetch_one(&self.store.read)
+            .await?)
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.store.write)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}

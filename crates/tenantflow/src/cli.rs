@@ -1,0 +1,151 @@
+//! The command line, kubectl/flytectl style: `get`, `create`, `register`, `-p/-d`, `-o`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "tenantflow", version, about = "Multi-tenant workflow orchestration: server and client")]
+pub struct Cli {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the server is and how to authenticate: flags, then env, then the client config file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Connection {
+    /// Server URL [env: TENANTFLOW_URL] (default http://127.0.0.1:8089).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// Bearer credential [env: TENANTFLOW_TOKEN].
+    #[arg(long, global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the credential from this file [env: TENANTFLOW_TOKEN_FILE].
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// Client config file with `url`, `token` or `token_file` [env: TENANTFLOW_CLIENT_CONFIG]
+    /// (default ~/.config/tenantflow/client.yaml).
+    #[arg(long, global = true)]
+    pub client_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane.
+    Serve(ServeArgs),
+    /// Start a server on the embedded store with the seed's teams, projects and example workflows.
+    Demo(DemoArgs),
+    /// Show resources: projects, tenants, tasks, workflows, launchplans.
+    Get(GetArgs),
+    /// Create a project or a tenant.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Archive a project (it becomes read-only).
+    Archive {
+        /// `project`
+        kind: String,
+        name: String,
+    },
+    /// Register spec documents (YAML or JSON files, or directories of them) as one version.
+    Register(RegisterArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Configuration file (YAML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory: the SQLite store, the admin credential, local data.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8089.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Use PostgreSQL instead of the embedded store.
+    #[arg(long, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Data directory for the demo instance.
+    #[arg(long, default_value = "tenantflow-demo")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// projects, tenants, tasks, workflows or launchplans (singular forms and `lp`, `wf` work too).
+    pub resource: String,
+    /// A name: one project or tenant, or an entity's versions.
+    pub name: Option<String>,
+    /// One version of a task, workflow or launch plan.
+    pub version: Option<String>,
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    #[arg(short = 'd', long)]
+    pub domain: Option<String>,
+    /// Stop after this many items.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Create a project.
+    Project {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Comma-separated domains (default development,staging,production).
+        #[arg(long, value_delimiter = ',')]
+        domains: Option<Vec<String>>,
+        /// Owning tenant (default: a tenant with the project's id).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Labels as key=value; repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Create a tenant.
+    Tenant {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        tier: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[arg(short = 'p', long)]
+    pub project: String,
+    #[arg(short = 'd', long)]
+    pub domain: String,
+    /// Version to register every document as.
+    #[arg(long)]
+    pub version: String,
+    /// YAML or JSON files, or directories holding them.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}

@@ -1,0 +1,102 @@
+//! `tenantflow demo`: the newcomer's first command. Serves on the embedded store, sets up the
+//! seed's teams and projects, registers the example workflows, and says what to try next.
+//! Running it again on the same data dir is harmless: every step is idempotent.
+
+use super::serve::{init_logging, start, stop_signal};
+use crate::cli::DemoArgs;
+use crate::client::Client;
+use crate::commands::CliError;
+use serde_json::json;
+use tf_server::{ServerOptions, ADMIN_TOKEN_FILE};
+
+/// The seed's teams and their projects with domains (seed: flyte-multi-tenant-architecture.md).
+const TEAMS: &[(&str, &str, &[(&str, &str, &[&str])])] = &[
+    (
+        "team-alpha",
+        "Team Alpha",
+        &[
+            ("ml-alpha", "Machine Learning - Team Alpha", &["development", "staging", "production"]),
+            ("web-alpha", "Web Services - Team Alpha", &["development", "production"]),
+        ],
+    ),
+    (
+        "team-beta",
+        "Team Beta",
+        &[
+            ("data-beta", "Data Processing - Team Beta", &["development", "production"]),
+            ("api-beta", "API Services - Team Beta", &["development", "production"]),
+        ],
+    ),
+    (
+        "team-gamma",
+        "Team Gamma",
+        &[
+            ("analytics-gamma", "Analytics - Team Gamma", &["development", "production"]),
+            ("reports-gamma", "Reports - Team Gamma", &["development", "production"]),
+        ],
+    ),
+];
+
+/// Example bundles shipped in the binary: (project, domain, file name, text).
+const EXAMPLES: &[(&str, &str, &str, &str)] = &[
+    ("ml-alpha", "development", "alpha-ml-workflow.yaml", include_str!("../../../../examples/alpha-ml-workflow.yaml")),
+    ("data-beta", "development", "beta-daily-report.yaml", include_str!("../../../../examples/beta-daily-report.yaml")),
+];
+
+async fn ok_if_exists(r: Result<serde_json::Value, CliError>) -> Result<(), CliError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(CliError::Api { code, .. }) if code == "already_exists" => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn run(args: &DemoArgs, started: std::time::Instant) -> Result<(), CliError> {
+    init_logging("text", "warn");
+    let listen =
+        args.listen.parse().map_err(|_| CliError::Usage(format!("--listen: `{}` is not an address", args.listen)))?;
+    let opts = ServerOptions { listen, data_dir: args.data_dir.clone(), database_url: None, max_body_bytes: 16 << 20 };
+    let server = start(&opts).await?;
+    let token_path = args.data_dir.join(ADMIN_TOKEN_FILE);
+    let token = std::fs::read_to_string(&token_path).map_err(|e| {
+        CliError::Failed(format!(
+            "cannot read {}: {e}; remove {} to start the demo afresh",
+            token_path.display(),
+            args.data_dir.display()
+        ))
+    })?;
+    let url = format!("http://{}", server.addr);
+    let client = Client::new(url.clone(), Some(token.trim().to_string()));
+    for (tenant, name, projects) in TEAMS {
+        ok_if_exists(
+            client.post_json("/api/v1/tenants", &json!({"id": tenant, "name": name, "tier": "standard"})).await,
+        )
+        .await?;
+        for (id, pname, domains) in *projects {
+            let body = json!({"id": id, "name": pname, "tenant": tenant, "domains": domains, "description": format!("{pname} workflows")});
+            ok_if_exists(client.post_json("/api/v1/projects", &body).await).await?;
+        }
+    }
+    for (project, domain, file, text) in EXAMPLES {
+        let path = format!("/api/v1/register/{project}/{domain}?version=v1");
+        client.post_raw(&path, "application/yaml", text.as_bytes().to_vec()).await?;
+        println!("registered examples/{file} into {project}/{domain} as v1");
+    }
+    let dir = args.data_dir.display();
+    println!(
+        "\ntenantflow demo is serving on {url} (ready in {:.0} ms); data in {dir}\n\
+         Teams alpha, beta and gamma own the seed's projects. In another terminal:\n\n\
+         \x20 export TENANTFLOW_URL={url}\n\
+         \x20 export TENANTFLOW_TOKEN_FILE={dir}/{ADMIN_TOKEN_FILE}\n\
+         \x20 tenantflow get tenants\n\
+         \x20 tenantflow get projects\n\
+         \x20 tenantflow get workflows -p ml-alpha -d development\n\
+         \x20 tenantflow get workflow alpha-ml-workflow v1 -p ml-alpha -d development -o yaml\n\
+         \x20 tenantflow get launchplans -p data-beta -d development\n\
+         \x20 tenantflow register -p ml-alpha -d development --version v2 examples/alpha-ml-workflow.yaml\n\
+         \x20 curl -H \"Authorization: Bearer $(cat {dir}/{ADMIN_TOKEN_FILE})\" {url}/api/openapi.json\n\n\
+         Press Ctrl-C to stop.",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    server.wait(stop_signal()).await.map_err(|e| CliError::Failed(format!("server failed: {e}")))
+}

@@ -1,0 +1,78 @@
+//! `tenantflow get RESOURCE [NAME [VERSION]]`.
+
+use crate::cli::{Format, GetArgs};
+use crate::client::Client;
+use crate::commands::CliError;
+use crate::output::{print, Column};
+use serde_json::Value;
+
+pub const PROJECT_COLUMNS: &[Column] = &[
+    ("ID", "/id"),
+    ("TENANT", "/tenant"),
+    ("NAME", "/name"),
+    ("DOMAINS", "/domains"),
+    ("STATE", "/state"),
+    ("CREATED", "/created_at"),
+];
+pub const TENANT_COLUMNS: &[Column] =
+    &[("ID", "/id"), ("NAME", "/name"), ("TIER", "/tier"), ("STATE", "/state"), ("CREATED", "/created_at")];
+const SUMMARY_COLUMNS: &[Column] =
+    &[("NAME", "/name"), ("LATEST", "/latest_version"), ("VERSIONS", "/versions"), ("UPDATED", "/updated_at")];
+const VERSION_COLUMNS: &[Column] = &[
+    ("NAME", "/name"),
+    ("VERSION", "/version"),
+    ("DIGEST", "/digest"),
+    ("CREATED", "/created_at"),
+    ("BY", "/created_by"),
+];
+
+/// The API path segment for an entity resource name, accepting kubectl-ish aliases.
+fn entity_path(resource: &str) -> Option<&'static str> {
+    Some(match resource {
+        "task" | "tasks" => "tasks",
+        "workflow" | "workflows" | "wf" => "workflows",
+        "launchplan" | "launchplans" | "launch_plan" | "launch_plans" | "lp" => "launch_plans",
+        _ => return None,
+    })
+}
+
+pub async fn run(client: &Client, a: &GetArgs, format: Format) -> Result<(), CliError> {
+    match a.resource.as_str() {
+        "project" | "projects" | "proj" => match &a.name {
+            Some(n) => print(format, &client.get(&format!("/api/v1/projects/{n}")).await?, PROJECT_COLUMNS),
+            None => print(format, &Value::Array(client.get_all("/api/v1/projects", a.limit).await?), PROJECT_COLUMNS),
+        },
+        "tenant" | "tenants" => match &a.name {
+            Some(n) => print(format, &client.get(&format!("/api/v1/tenants/{n}")).await?, TENANT_COLUMNS),
+            None => print(format, &Value::Array(client.get_all("/api/v1/tenants", a.limit).await?), TENANT_COLUMNS),
+        },
+        r => {
+            let Some(seg) = entity_path(r) else {
+                return Err(CliError::Usage(format!(
+                    "unknown resource `{r}`; expected projects, tenants, tasks, workflows or launchplans"
+                )));
+            };
+            let (Some(p), Some(d)) = (&a.project, &a.domain) else {
+                return Err(CliError::Usage(format!("`get {r}` needs --project/-p and --domain/-d")));
+            };
+            let base = format!("/api/v1/{seg}/{p}/{d}");
+            match (&a.name, &a.version) {
+                (None, _) => print(format, &Value::Array(client.get_all(&base, a.limit).await?), SUMMARY_COLUMNS),
+                (Some(n), None) => print(
+                    format,
+                    &Value::Array(client.get_all(&format!("{base}/{n}"), a.limit).await?),
+                    VERSION_COLUMNS,
+                ),
+                (Some(n), Some(v)) => {
+                    let e = client.get(&format!("{base}/{n}/{v}")).await?;
+                    match format {
+                        // A single entity in a table shows its identity; the spec is in -o yaml/json.
+                        Format::Table => print(format, &e, VERSION_COLUMNS),
+                        _ => print(format, &e, &[]),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
