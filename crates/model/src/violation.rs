@@ -62,7 +62,9 @@ impl std::error::Error for Violations {}
 
 /// Joins path segments: `join("nodes[1]", "inputs")` → `nodes[1].inputs`.
 pub fn join(base: &str, seg: &str) -> String {
-    if base.is_empty() {
+    if seg.is_empty() {
+        base.to_string()
+    } else if base.is_empty() {
         seg.to_string()
     } else if seg.starts_with('[') {
         format!("{base}{seg}")

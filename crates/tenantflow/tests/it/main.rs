@@ -1,1 +1,11 @@
+//! The one integration-test binary: real servers on loopback ports over real stores.
+//!
+//! Tests that need PostgreSQL use `TENANTFLOW_TEST_DATABASE_URL` (see scripts/test-postgres.sh);
+//! without it they skip, unless `TENANTFLOW_REQUIRE_ALL=1` (set in CI) makes that a failure.
 
+mod access;
+mod api;
+mod cli;
+mod harness;
+mod store;
+mod validation;

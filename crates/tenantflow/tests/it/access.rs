@@ -1,0 +1,120 @@
+//! Admission on every route: no request without a valid credential reaches a handler, and a
+//! credential without grants sees nothing and changes nothing.
+
+use crate::harness::ALPHA;
+use crate::on_every_backend;
+use reqwest::StatusCode;
+use serde_json::json;
+use tf_server::access::Access;
+
+/// A concrete path for a route template, addressing real objects.
+fn concrete(path: &str) -> String {
+    path.replace("{project}", "ml-alpha")
+        .replace("{domain}", "development")
+        .replace("{tenant}", "team-alpha")
+        .replace(
+            "{name}",
+            if path.contains("launch_plans") {
+                "alpha-nightly"
+            } else if path.contains("workflows") {
+                "alpha-ml-workflow"
+            } else {
+                "load-data"
+            },
+        )
+        .replace("{version}", "v1")
+}
+
+fn body_for(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
+    match (method, path) {
+        ("POST", p) if p.starts_with("/api/v1/register") => Some(("application/yaml", ALPHA.as_bytes().to_vec())),
+        ("POST", "/api/v1/projects") => Some(("application/json", json!({"id": "intruder"}).to_string().into_bytes())),
+        ("POST", "/api/v1/tenants") => Some(("application/json", json!({"id": "intruder"}).to_string().into_bytes())),
+        ("PUT", _) => Some(("application/json", json!({"description": "pwned"}).to_string().into_bytes())),
+        _ => None,
+    }
+}
+
+on_every_backend!(no_request_without_a_valid_credential_reaches_a_handler, |srv| {
+    // Invariant: every route but the health checks answers 401 to a missing, malformed, unknown,
+    // expired or revoked credential, and changes nothing.
+    srv.project("ml-alpha", "team-alpha", &["development"]).await;
+    assert_eq!(srv.register("ml-alpha", "development", "v1", ALPHA).await.0, StatusCode::CREATED);
+    let platform = srv.store().platform();
+    let expired = platform.create_token("service_account", "old", None, "", Some(1)).await.unwrap().secret;
+    let revoked = platform.create_token("service_account", "gone", None, "", None).await.unwrap();
+    assert!(platform.revoke_token(&revoked.info.id).await.unwrap());
+    let bad: Vec<(&str, Option<String>)> = vec![
+        ("none", None),
+        ("garbage", Some("not-a-token".into())),
+        ("forged", Some(format!("{}x", srv.admin))),
+        ("expired", Some(expired)),
+        ("revoked", Some(revoked.secret)),
+    ];
+    let routes = tf_server::table::routes();
+    let public: Vec<&str> = routes.iter().filter(|r| r.access == Access::Public).map(|r| r.path).collect();
+    assert_eq!(public, ["/healthz", "/readyz"], "only health checks may be public");
+    for r in &routes {
+        let path = concrete(r.path);
+        for (label, tok) in &bad {
+            let (s, b) = srv.call(r.method.as_str(), &path, tok.as_deref(), body_for(r.method.as_str(), r.path)).await;
+            if r.access == Access::Public {
+                assert!(s.is_success(), "{} {path} should be public", r.method);
+            } else {
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{} {path} with {label} credential: {b}", r.method);
+                assert_eq!(b["code"], "unauthenticated");
+            }
+        }
+    }
+    // Unknown routes and wrong methods need a credential too.
+    assert_eq!(srv.call("GET", "/api/v1/nothing-here", None, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.call("PATCH", "/api/v1/projects", None, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.get("/api/v1/nothing-here").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(srv.call("PATCH", "/api/v1/projects", Some(&srv.admin), None).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    // Nothing was changed by any of it.
+    let (_, p) = srv.get("/api/v1/projects/ml-alpha").await;
+    assert_eq!(p["description"], "");
+    assert_eq!(srv.get("/api/v1/projects/intruder").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(srv.get("/api/v1/tenants/intruder").await.0, StatusCode::NOT_FOUND);
+    srv.stop().await;
+});
+
+on_every_backend!(a_credential_without_grants_sees_and_changes_nothing, |srv| {
+    // Invariant: deny by default — a valid non-admin credential gets 404 for every project
+    // route (never a hint that the project exists), 403 for platform operations, empty lists.
+    srv.project("ml-alpha", "team-alpha", &["development"]).await;
+    assert_eq!(srv.register("ml-alpha", "development", "v1", ALPHA).await.0, StatusCode::CREATED);
+    let sa = srv
+        .store()
+        .platform()
+        .create_token("service_account", "robot", Some("team-beta"), "", None)
+        .await
+        .unwrap()
+        .secret;
+    for r in tf_server::table::routes() {
+        let path = concrete(r.path);
+        let (s, b) = srv.call(r.method.as_str(), &path, Some(&sa), body_for(r.method.as_str(), r.path)).await;
+        let text = b.to_string();
+        match r.access {
+            Access::Public | Access::Authenticated => assert_eq!(s, StatusCode::OK, "{} {path}", r.method),
+            Access::Project(_) => {
+                assert_eq!(s, StatusCode::NOT_FOUND, "{} {path}: {b}", r.method);
+                assert!(!text.contains("ml-alpha") && !text.contains("load-data"), "{} {path} leaks: {text}", r.method);
+            }
+            Access::Platform(_) => assert_eq!(s, StatusCode::FORBIDDEN, "{} {path}: {b}", r.method),
+            Access::Collection(_) if r.method == "GET" => {
+                assert_eq!(s, StatusCode::OK);
+                assert_eq!(b["items"], json!([]), "{path} lists what the caller may not see");
+            }
+            Access::Collection(_) => assert_eq!(s, StatusCode::FORBIDDEN, "{} {path}: {b}", r.method),
+        }
+    }
+    // The same answer for a project that does not exist: existence is not revealed.
+    let (s1, b1) = srv.call("GET", "/api/v1/projects/ml-alpha", Some(&sa), None).await;
+    let (s2, b2) = srv.call("GET", "/api/v1/projects/no-such-project", Some(&sa), None).await;
+    assert_eq!((s1, &b1), (s2, &b2));
+    let (_, p) = srv.get("/api/v1/projects/ml-alpha").await;
+    assert_eq!(p["description"], "");
+    assert_eq!(srv.get("/api/v1/projects/intruder").await.0, StatusCode::NOT_FOUND);
+    srv.stop().await;
+});

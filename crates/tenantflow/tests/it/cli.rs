@@ -1,0 +1,139 @@
+//! The binary itself: `serve` on an empty data dir, `demo`, and client commands against them.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tenantflow");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("server at {url} did not come up");
+}
+
+fn cli(url: &str, token_file: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("TENANTFLOW_URL", url)
+        .env("TENANTFLOW_TOKEN_FILE", token_file)
+        .env_remove("TENANTFLOW_TOKEN")
+        .env("HOME", token_file.parent().unwrap())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn serve_writes_a_private_admin_credential_and_cli_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("data");
+    let child = Command::new(BIN)
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = Killed(child);
+    wait_ready(&url);
+    let token = data.join("admin-token");
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let (code, out, err) = cli(&url, &token, &["create", "project", "ml-alpha", "--tenant-auto"]);
+    assert_eq!(code, 2, "unknown flag is a usage error: {out}{err}");
+    let (code, out, err) = cli(
+        &url,
+        &token,
+        &["create", "project", "ml-alpha", "--domains", "development,production", "--label", "team=alpha"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ml-alpha") && out.contains("development,production"), "{out}");
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/alpha-ml-workflow.yaml");
+    let (code, out, err) =
+        cli(&url, &token, &["register", "-p", "ml-alpha", "-d", "development", "--version", "v1", examples]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("created").count(), 4, "{out}");
+    let (code, out, _) = cli(&url, &token, &["get", "workflows", "-p", "ml-alpha", "-d", "development", "-o", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["name"], "alpha-ml-workflow");
+    let (code, out, _) = cli(
+        &url,
+        &token,
+        &["get", "workflow", "alpha-ml-workflow", "v1", "-p", "ml-alpha", "-d", "development", "-o", "yaml"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("name: alpha-ml-workflow"), "{out}");
+    // Errors go to stderr with the API's code, and a non-zero exit.
+    let (code, out, err) = cli(&url, &token, &["get", "workflow", "nope", "v1", "-p", "ml-alpha", "-d", "development"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("not_found"), "{err}");
+    let (code, _, err) = cli(&url, &dir.path().join("missing-token"), &["get", "projects"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = cli("http://127.0.0.1:1", &token, &["get", "projects"]);
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn demo_sets_up_the_seed_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().join("demo");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOME", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Killed(child);
+    let mut printed = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(printed.contains("tenantflow get workflows -p ml-alpha -d development"), "{printed}");
+    let token = data.join("admin-token");
+    let (code, out, err) = cli(&url, &token, &["get", "projects", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let projects: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: Vec<&str> = projects.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    for want in ["ml-alpha", "web-alpha", "data-beta", "api-beta", "analytics-gamma"] {
+        assert!(ids.contains(&want), "{want} missing from {ids:?}");
+    }
+    let (code, out, _) = cli(&url, &token, &["get", "launchplans", "-p", "data-beta", "-d", "development"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("beta-daily"), "{out}");
+}

@@ -1,0 +1,154 @@
+//! The store suite, run on SQLite and PostgreSQL alike: tenant scoping, registration
+//! semantics, pagination, credentials, and reopening (migrations are idempotent).
+
+use crate::harness::{backends, TestDb};
+use std::collections::BTreeMap;
+use tf_model::{compile::NoLookup, compile_bundle, parse_bundle, EntityKind};
+use tf_store::{Domain, NewProject, PageRequest, Store};
+
+fn project(id: &str) -> NewProject {
+    NewProject {
+        id: id.into(),
+        name: id.into(),
+        description: String::new(),
+        labels: BTreeMap::new(),
+        domains: vec![Domain { id: "development".into(), name: "development".into() }],
+    }
+}
+
+fn bundle(yaml: &str, version: &str) -> tf_model::CompiledBundle {
+    compile_bundle(&parse_bundle(yaml).unwrap(), version, &NoLookup).unwrap()
+}
+
+async fn each(f: impl AsyncFn(Store)) {
+    for b in backends() {
+        let db = TestDb::new(b).await;
+        f(db.store().await).await;
+        eprintln!("passed on {b:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_scope_confines_every_read_and_write() {
+    // Invariant: a TenantStore sees only its tenant's rows, even when asked for another's by name.
+    each(async |store: Store| {
+        let a = store.tenant("team-alpha");
+        let b = store.tenant("team-beta");
+        a.create_project(&project("ml-alpha"), true).await.unwrap();
+        b.create_project(&project("data-beta"), true).await.unwrap();
+        a.register("ml-alpha", "development", &bundle(crate::harness::ALPHA, "v1"), "alice").await.unwrap();
+
+        assert!(b.get_project("ml-alpha").await.unwrap().is_none());
+        assert!(b
+            .get_entity("ml-alpha", "development", EntityKind::Workflow, "alpha-ml-workflow", None)
+            .await
+            .unwrap()
+            .is_none());
+        let listed =
+            b.list_entities("ml-alpha", "development", EntityKind::Task, &PageRequest::default()).await.unwrap();
+        assert!(listed.items.is_empty());
+        let ids: Vec<String> =
+            b.list_projects(&PageRequest::default()).await.unwrap().items.into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, ["data-beta"]);
+        // Writes through the wrong tenant fail and change nothing.
+        assert!(b
+            .update_project(
+                "ml-alpha",
+                &tf_store::ProjectUpdate { description: Some("x".into()), ..Default::default() }
+            )
+            .await
+            .is_err());
+        assert!(b.register("ml-alpha", "development", &bundle(crate::harness::ALPHA, "v9"), "mallory").await.is_err());
+        assert!(a
+            .get_entity("ml-alpha", "development", EntityKind::Task, "load-data", Some("v9"))
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(a.get_project("ml-alpha").await.unwrap().unwrap().description, "");
+        // The directory knows the owner; only the owner's scope reads the project.
+        assert_eq!(store.platform().project_owner("ml-alpha").await.unwrap().as_deref(), Some("team-alpha"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_idempotent_atomic_and_ordered() {
+    each(async |store: Store| {
+        let t = store.tenant("t");
+        t.create_project(&project("p"), true).await.unwrap();
+        let v1 = bundle(crate::harness::ALPHA, "v1");
+        let out = t.register("p", "development", &v1, "u").await.unwrap();
+        assert!(out.iter().all(|o| o.status == "created"));
+        let out = t.register("p", "development", &v1, "u").await.unwrap();
+        assert!(out.iter().all(|o| o.status == "unchanged"));
+        // One changed entity among unchanged ones: conflict, and no new rows at all.
+        let mut mixed = bundle(&crate::harness::ALPHA.replace("retries: 2", "retries: 1"), "v1");
+        mixed.entities.push(bundle(crate::harness::BETA, "v1").entities.remove(0));
+        let err = t.register("p", "development", &mixed, "u").await.unwrap_err();
+        assert!(matches!(err, tf_store::Error::Conflict(_)), "{err}");
+        assert!(t.get_entity("p", "development", EntityKind::Task, "count-region", None).await.unwrap().is_none());
+        // Versions come back newest first; latest resolves to the newest.
+        for v in ["v2", "v3"] {
+            t.register("p", "development", &bundle(crate::harness::ALPHA, v), "u").await.unwrap();
+        }
+        let page = t
+            .list_versions(
+                "p",
+                "development",
+                EntityKind::Task,
+                "load-data",
+                &PageRequest { limit: Some(2), token: None },
+            )
+            .await
+            .unwrap();
+        let vs: Vec<&str> = page.items.iter().map(|e| e.version.as_str()).collect();
+        assert_eq!(vs, ["v3", "v2"]);
+        let next = t
+            .list_versions(
+                "p",
+                "development",
+                EntityKind::Task,
+                "load-data",
+                &PageRequest { limit: Some(2), token: page.next_token },
+            )
+            .await
+            .unwrap();
+        assert_eq!(next.items.iter().map(|e| e.version.as_str()).collect::<Vec<_>>(), ["v1"]);
+        assert!(next.next_token.is_none());
+        let latest = t.get_entity("p", "development", EntityKind::Task, "load-data", None).await.unwrap().unwrap();
+        assert_eq!(latest.version, "v3");
+        assert_eq!(latest.created_by, "u");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_hashed_expire_and_revoke() {
+    each(async |store: Store| {
+        let p = store.platform();
+        let t = p.create_token("service_account", "robot", Some("t"), "ci", None).await.unwrap();
+        assert!(t.secret.starts_with("tf_"));
+        let got = p.authenticate(&t.secret).await.unwrap().unwrap();
+        assert_eq!((got.subject.as_str(), got.tenant.as_deref()), ("robot", Some("t")));
+        assert!(p.authenticate("tf_nope").await.unwrap().is_none());
+        let old = p.create_token("service_account", "old", None, "", Some(tf_store::now_ms() - 1)).await.unwrap();
+        assert!(p.authenticate(&old.secret).await.unwrap().is_none());
+        assert!(p.revoke_token(&t.info.id).await.unwrap());
+        assert!(p.authenticate(&t.secret).await.unwrap().is_none());
+        assert_eq!(p.count_tokens("service_account").await.unwrap(), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_keeps_data_and_skips_applied_migrations() {
+    for b in backends() {
+        let db = TestDb::new(b).await;
+        let s = db.store().await;
+        s.tenant("t").create_project(&project("p"), true).await.unwrap();
+        s.close().await;
+        let s = db.store().await;
+        assert!(s.tenant("t").get_project("p").await.unwrap().is_some());
+        s.close().await;
+    }
+}
