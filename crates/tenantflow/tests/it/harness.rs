@@ -92,7 +92,9 @@ impl TestServer {
         let admin =
             std::fs::read_to_string(db.dir.path().join("admin-token")).expect("admin token written").trim().to_string();
         let base = format!("http://{}", server.addr);
-        TestServer { _db: db, server: Some(server), base, admin, http: reqwest::Client::new() }
+        // No pooled connections: a server may close one after refusing an oversize body.
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        TestServer { _db: db, server: Some(server), base, admin, http }
     }
 
     pub fn store(&self) -> &Store {
