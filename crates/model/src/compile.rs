@@ -120,8 +120,8 @@ pub fn split_ref(s: &str) -> (&str, Option<&str>) {
 
 /// References that the bundle itself does not satisfy, for the caller to look up.
 pub fn external_refs(bundle: &Bundle, version: &str) -> Vec<(EntityKind, String, Option<String>)> {
-    let has =
-        |kind: EntityKind, name: &str| bundle.documents.iter().any(|d| d.spec.kind() == kind && d.spec.name() == name);
+    let local: HashSet<(EntityKind, &str)> = bundle.documents.iter().map(|d| (d.spec.kind(), d.spec.name())).collect();
+    let has = |kind: EntityKind, name: &str| local.contains(&(kind, name));
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut want = |kind: EntityKind, r: &str| {
@@ -688,4 +688,73 @@ fn compile_launch_plan(
         iface.inputs.remove(k);
     }
     Some((iface, CompiledLaunchPlan { workflow: wref }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::parse_bundle;
+
+    const NOOP: &str = "kind: Task\nname: noop\ninterface: {inputs: {x: {type: integer, default: 0}}, outputs: {x: {type: integer}}}\ncontainer: {command: [\"true\"]}\n";
+
+    fn check(yaml: &str) -> Result<CompiledBundle, Violations> {
+        compile_bundle(&parse_bundle(yaml).unwrap(), "v1", &NoLookup)
+    }
+
+    fn workflow(b: &CompiledBundle, i: usize) -> CompiledWorkflow {
+        serde_json::from_value(b.entities[i].compiled.clone().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn wide_fan_out_compiles_in_linear_time() {
+        let n = 10_000;
+        let mut y =
+            format!("{NOOP}---\nkind: Workflow\nname: fan\ninterface: {{outputs: {{n: {{type: integer}}}}}}\nnodes:\n");
+        for i in 0..n {
+            y.push_str(&format!("  - {{id: leaf{i}, task: noop}}\n"));
+        }
+        y.push_str("  - id: join\n    task: noop\n    after: [");
+        y.push_str(&(0..n).map(|i| format!("leaf{i}")).collect::<Vec<_>>().join(", "));
+        y.push_str("]\noutputs: {n: \"{{ join.outputs.x }}\"}\n");
+        let started = std::time::Instant::now();
+        let b = check(&y).unwrap();
+        let wf = workflow(&b, 1);
+        assert_eq!(wf.nodes.len(), n + 1);
+        assert_eq!(wf.nodes[n].upstream.len(), n);
+        // Generous bound: quadratic behaviour would take minutes here.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let y = format!(
+            "{NOOP}---\nkind: Workflow\nname: w\nnodes:\n  - {{id: a, task: noop, after: [c]}}\n  - {{id: b, task: noop, after: [a]}}\n  - {{id: c, task: noop, after: [b]}}\n"
+        );
+        let e = check(&y).unwrap_err();
+        assert_eq!(e.0[0].field, "nodes");
+        assert!(e.0[0].message.starts_with("cycle: "), "{e}");
+        for n in ["a", "b", "c"] {
+            assert!(e.0[0].message.contains(n), "{e}");
+        }
+    }
+
+    #[test]
+    fn lists_of_bindings_and_templates() {
+        let y = format!(
+            "{NOOP}---\nkind: Task\nname: sum\ninterface: {{inputs: {{xs: {{type: list<integer>}}, title: {{type: string}}}}}}\ncontainer: {{command: [sum]}}\n---\nkind: Workflow\nname: w\ninterface: {{inputs: {{d: {{type: datetime}}}}}}\nnodes:\n  - {{id: a, task: noop}}\n  - {{id: b, task: noop}}\n  - {{id: s, task: sum, inputs: {{xs: [\"{{{{ a.outputs.x }}}}\", 5, \"{{{{ b.outputs.x }}}}\"], title: \"day {{{{ inputs.d }}}}\"}}}}\n"
+        );
+        let b = check(&y).unwrap();
+        let wf = workflow(&b, 2);
+        assert_eq!(wf.nodes[2].upstream, vec![0, 1]);
+        assert!(matches!(wf.nodes[2].inputs["xs"], Expr::List(_)));
+        assert!(matches!(wf.nodes[2].inputs["title"], Expr::Template(_)));
+    }
+
+    #[test]
+    fn same_content_same_digest() {
+        let a = check(NOOP).unwrap();
+        let reordered = "container: {command: [\"true\"]}\nname: noop\nkind: Task\ninterface: {outputs: {x: {type: integer}}, inputs: {x: {default: 0, type: integer}}}\nretries: 0\n";
+        let b = check(reordered).unwrap();
+        assert_eq!(a.entities[0].digest, b.entities[0].digest);
+    }
 }

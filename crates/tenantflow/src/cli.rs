@@ -59,6 +59,21 @@ pub enum Command {
     },
     /// Register spec documents (YAML or JSON files, or directories of them) as one version.
     Register(RegisterArgs),
+    /// Run a benchmark suite; prints one JSON object per scenario.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// `startup`: an idle server on an empty data dir — time to ready and resident memory.
+    #[arg(value_parser = ["startup"])]
+    pub suite: String,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Run against PostgreSQL instead of the embedded store.
+    #[arg(long, hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -1,5 +1,6 @@
 //! One module per command. Client commands talk to the server over HTTP only.
 
+mod bench;
 mod demo;
 mod get;
 mod register;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli, started: std::time::Instant) -> Result<(), CliError> 
     match cli.command {
         Command::Serve(args) => serve::run(&args, started).await,
         Command::Demo(args) => demo::run(&args, started).await,
+        Command::Bench(args) => bench::run(&args).await,
         command => {
             let (url, token) = resolve_connection(&cli.conn)?;
             let client = Client::new(url, token);
@@ -56,7 +58,7 @@ pub async fn run(cli: Cli, started: std::time::Instant) -> Result<(), CliError> 
                     Ok(())
                 }
                 Command::Register(args) => register::run(&client, &args, cli.output).await,
-                Command::Serve(_) | Command::Demo(_) => unreachable!("handled above"),
+                Command::Serve(_) | Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
             }
         }
     }
