@@ -3,6 +3,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{de::DeserializeOwned, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::AnyPool;
 
 pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
@@ -55,4 +57,25 @@ impl<T> Page<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page { items: self.items.into_iter().map(f).collect(), next_token: self.next_token }
     }
+}
+
+/// Fetches one page of rows keyed by a text `id` column, in id order. `sql` selects rows with
+/// `prefix` bound as `$1…$n`, then `id > $n+1 … LIMIT $n+2`.
+pub(crate) async fn by_id<T>(
+    pool: &AnyPool,
+    sql: &str,
+    prefix: &[&str],
+    page: &PageRequest,
+    map: impl Fn(&AnyRow) -> crate::Result<T>,
+    key: impl Fn(&T) -> String,
+) -> crate::Result<Page<T>> {
+    let after: Option<String> = page.after()?;
+    let limit = page.limit();
+    let mut q = sqlx::query(sql);
+    for p in prefix {
+        q = q.bind(*p);
+    }
+    let rows = q.bind(after.unwrap_or_default()).bind(limit as i64 + 1).fetch_all(pool).await?;
+    let items = rows.iter().map(map).collect::<crate::Result<Vec<_>>>()?;
+    Ok(Page::from_rows(items, limit, key))
 }

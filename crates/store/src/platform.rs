@@ -104,15 +104,8 @@ impl PlatformStore<'_> {
     }
 
     pub async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>> {
-        let after: Option<String> = page.after()?;
-        let limit = page.limit();
-        let rows = sqlx::query("SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(after.unwrap_or_default())
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.store.read)
-            .await?;
-        let items = rows.iter().map(tenant_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |t| t.id.clone()))
+        let sql = "SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2";
+        crate::page::by_id(&self.store.read, sql, &[], page, tenant_from_row, |t| t.id.clone()).await
     }
 
     /// Which tenant owns project `id` — the one lookup that is not tenant-scoped, because a
@@ -126,15 +119,8 @@ impl PlatformStore<'_> {
 
     /// All projects of all tenants, for platform administrators.
     pub async fn list_all_projects(&self, page: &PageRequest) -> Result<Page<Project>> {
-        let after: Option<String> = page.after()?;
-        let limit = page.limit();
-        let rows = sqlx::query("SELECT * FROM projects WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(after.unwrap_or_default())
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.store.read)
-            .await?;
-        let items = rows.iter().map(project_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |p| p.id.clone()))
+        let sql = "SELECT * FROM projects WHERE id > $1 ORDER BY id LIMIT $2";
+        crate::page::by_id(&self.store.read, sql, &[], page, project_from_row, |p| p.id.clone()).await
     }
 
     /// Mints a credential. Only its hash is stored.

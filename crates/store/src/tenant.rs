@@ -111,16 +111,8 @@ impl TenantStore<'_> {
     }
 
     pub async fn list_projects(&self, page: &PageRequest) -> Result<Page<Project>> {
-        let after: Option<String> = page.after()?;
-        let limit = page.limit();
-        let rows = sqlx::query("SELECT * FROM projects WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(&self.tenant)
-            .bind(after.unwrap_or_default())
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.store.read)
-            .await?;
-        let items = rows.iter().map(project_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_rows(items, limit, |p| p.id.clone()))
+        let sql = "SELECT * FROM projects WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+        crate::page::by_id(&self.store.read, sql, &[&self.tenant], page, project_from_row, |p| p.id.clone()).await
     }
 
     /// Applies `u` to project `id`. Domains may be added or renamed, never removed: registered
