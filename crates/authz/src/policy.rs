@@ -373,26 +373,17 @@ impl Policy {
         let tenant = self.project_tenant.get(project);
         let mut considered = Vec::new();
         for (kind, name, role) in self.caller_roles(caller) {
-            let reason = match tenant {
-                None => format!("project `{project}` does not exist"),
-                Some(t) if role.tenant.as_deref().is_some_and(|rt| rt != t) => {
-                    format!(
-                        "role belongs to tenant `{}`, project `{project}` to another",
-                        role.tenant.as_deref().unwrap_or("")
-                    )
-                }
-                Some(_) if !role.projects.matches(project) => {
-                    format!("project `{project}` is not in the role's projects {:?}", role.projects.patterns())
-                }
-                Some(_) if !role.permissions.contains(perm) => format!("the role does not grant `{perm}`"),
-                Some(_) if domain.is_some_and(|d| !role.domains.matches(d)) => {
-                    format!(
-                        "domain `{}` is not in the role's domains {:?}",
-                        domain.unwrap_or(""),
-                        role.domains.patterns()
-                    )
-                }
-                Some(_) => format!("grants `{perm}` here"),
+            // Every way of not covering the project reads the same, so an explanation never
+            // tells whether a project the caller cannot see exists.
+            let covers = tenant.is_some_and(|t| Self::covers(role, project, t));
+            let reason = if !covers {
+                format!("the role does not cover project `{project}`")
+            } else if !role.permissions.contains(perm) {
+                format!("the role does not grant `{perm}`")
+            } else if domain.is_some_and(|d| !role.domains.matches(d)) {
+                format!("domain `{}` is not in the role's domains {:?}", domain.unwrap_or(""), role.domains.patterns())
+            } else {
+                format!("grants `{perm}` here")
             };
             let applies = matches!(&decision, Decision::Allow(g) if g.role == role.name && g.role_tenant == role.tenant && g.binding.as_ref().is_some_and(|b| b.kind == kind && b.name == name));
             considered.push(Considered {

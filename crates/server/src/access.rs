@@ -1,54 +1,13 @@
 //! Who may call what. Every route declares its [`Access`] in the route table; the request
-//! path authenticates the caller, then asks [`decide`] — the one place a request is admitted.
+//! path authenticates the caller, then [`admit`] decides — the one place a request is admitted.
 //!
-//! Invariant: deny by default. A caller that may not see a project gets 404, never a hint that
-//! it exists; a caller that may see it but not act gets 403.
+//! Invariant: deny by default. A caller that may not see a project (or tenant) gets 404, the
+//! same answer as for one that does not exist; a caller that may see it but not act gets 403.
 
 use serde::Serialize;
-use std::fmt;
+use tf_authz::{Caller, Decision, Permission, Policy};
 
-/// What a permission applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Resource {
-    Projects,
-    Tasks,
-    Workflows,
-    Launchplans,
-    Tenants,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Create,
-    Read,
-    Update,
-    Delete,
-}
-
-/// `resource:action`, as written in roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Permission(pub Resource, pub Action);
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = serde_json::to_value(self.0).ok();
-        let a = serde_json::to_value(self.1).ok();
-        write!(
-            f,
-            "{}:{}",
-            r.as_ref().and_then(|v| v.as_str()).unwrap_or("?"),
-            a.as_ref().and_then(|v| v.as_str()).unwrap_or("?")
-        )
-    }
-}
-
-impl Serialize for Permission {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+pub use tf_authz::{Action, Resource};
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,67 +16,90 @@ pub enum Access {
     Public,
     /// Any valid credential (who am I, the API description).
     Authenticated,
-    /// A platform-wide operation (tenants).
+    /// A platform-wide operation: platform administrators only.
     Platform(Permission),
-    /// An operation on the project named by the `{project}` path parameter (and `{domain}` if present).
+    /// A permission on the `{project}` of the path (in its `{domain}`, if the path has one).
     Project(Permission),
-    /// A collection whose listing is filtered to what the caller may see; creating in it needs the permission.
+    /// Reading the `{project}` itself: any grant on the project lets the caller see it.
+    ProjectVisible,
+    /// A permission on the `{tenant}` of the path: its roles, bindings, credentials.
+    Tenant(Permission),
+    /// A collection whose listing is filtered to what the caller may see; creating in it is
+    /// checked by the handler against the target tenant.
     Collection(Permission),
+}
+
+impl Access {
+    /// The permission the route needs, if it names one.
+    pub fn permission(self) -> Option<Permission> {
+        match self {
+            Access::Platform(p) | Access::Project(p) | Access::Tenant(p) | Access::Collection(p) => Some(p),
+            Access::Public | Access::Authenticated | Access::ProjectVisible => None,
+        }
+    }
 }
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, Serialize)]
 pub struct Principal {
-    /// Stable identity: a user's e-mail, a service account's name.
+    /// Stable identity: a user's e-mail (or `sub`), a service account's name.
     pub subject: String,
-    /// `platform_admin`, `service_account` or `user`.
+    /// `platform_admin`, `service_account`, `user` (platform-issued) or `oidc`.
     pub kind: String,
     /// The tenant a tenant-bound credential belongs to.
     pub tenant: Option<String>,
-    /// Id of the credential used.
-    pub credential: String,
+    /// Groups from the identity provider.
+    pub groups: Vec<String>,
+    /// Id of the platform credential used, if one was.
+    pub credential: Option<String>,
+    /// Platform administrator: by credential, or by configured user or group.
+    pub platform_admin: bool,
 }
 
 impl Principal {
     pub fn is_platform_admin(&self) -> bool {
-        self.kind == "platform_admin"
+        self.platform_admin
+    }
+
+    /// The caller as the policy sees it.
+    pub fn caller(&self) -> Caller {
+        let (user, service_account) = match self.kind.as_str() {
+            "service_account" => (None, Some(format!("{}:{}", self.tenant.as_deref().unwrap_or(""), self.subject))),
+            "platform_admin" => (None, None),
+            _ => (Some(self.subject.clone()), None),
+        };
+        Caller { user, groups: self.groups.clone(), service_account, platform_admin: self.platform_admin }
     }
 }
 
-/// The outcome of an access check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    /// 403: the caller may see the target but not do this.
-    Deny,
-    /// 404: the caller may not even see the target.
-    Hide,
+/// The path parameters admission looks at.
+#[derive(Debug, Default)]
+pub struct Target<'a> {
+    pub project: Option<&'a str>,
+    pub domain: Option<&'a str>,
+    pub tenant: Option<&'a str>,
 }
 
-/// Decides whether `who` may make a request that needs `access`.
-///
-/// Platform administrators may do everything. Any other credential is granted nothing until
-/// roles bind permissions to it: project routes are hidden, platform and create operations are
-/// denied, and collections list only what is visible (nothing).
-pub fn decide(who: &Principal, access: Access) -> Decision {
-    if who.is_platform_admin() {
-        return Decision::Allow;
-    }
+/// Decides whether a request that needs `access` on `target` may proceed.
+pub fn admit(policy: &Policy, who: &Principal, access: Access, target: &Target) -> Decision {
+    let caller = who.caller();
+    let allow = || Decision::Allow(tf_authz::Grant { role: String::new(), role_tenant: None, binding: None });
     match access {
-        Access::Public | Access::Authenticated => Decision::Allow,
-        Access::Project(_) => Decision::Hide,
+        Access::Public | Access::Authenticated | Access::Collection(_) => allow(),
+        Access::Platform(_) if who.is_platform_admin() => allow(),
         Access::Platform(_) => Decision::Deny,
-        // Listing is allowed and filtered; creation is checked by the handler with `may_create`.
-        Access::Collection(_) => Decision::Allow,
+        Access::Project(perm) => match target.project {
+            Some(p) => policy.decide(&caller, perm, p, target.domain),
+            None => Decision::Hide,
+        },
+        Access::ProjectVisible => match target.project {
+            Some(p) if policy.can_see(&caller, p) => allow(),
+            Some(_) if who.is_platform_admin() => allow(),
+            _ => Decision::Hide,
+        },
+        Access::Tenant(perm) => match target.tenant {
+            Some(t) => policy.decide_tenant(&caller, perm, t),
+            None => Decision::Hide,
+        },
     }
-}
-
-/// Whether `who` may create in a collection (e.g. a new project).
-pub fn may_create(who: &Principal, _perm: Permission) -> bool {
-    who.is_platform_admin()
-}
-
-/// Whether `who` may see every tenant's projects.
-pub fn sees_all_projects(who: &Principal) -> bool {
-    who.is_platform_admin()
 }

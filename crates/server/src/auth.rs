@@ -1,14 +1,26 @@
 //! Authentication and admission: the layer every request passes through. It finds the route's
-//! declared access, authenticates the bearer credential, asks [`crate::access::decide`], and
-//! only then lets the request reach its handler.
+//! declared access, authenticates the bearer credential (a platform token or an OIDC JWT),
+//! asks [`crate::access::admit`], and only then lets the request reach its handler.
 
-use crate::access::{decide, Access, Decision, Principal};
+use crate::access::{admit, Access, Principal, Target};
 use crate::error::{ApiError, Code};
 use crate::AppState;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::RequestExt;
+use tf_authz::Decision;
+
+/// Users and groups that are platform administrators (`auth.platform_admins`).
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformAdmins {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
 
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let matched = req.extensions().get::<MatchedPath>().cloned();
@@ -25,9 +37,18 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match decide(&principal, access) {
-        Decision::Allow => {}
-        Decision::Deny => return ApiError::new(Code::PermissionDenied, "permission denied").into_response(),
+    let params = req.extract_parts::<RawPathParams>().await.ok();
+    let param =
+        |name: &str| params.as_ref().and_then(|ps| ps.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
+    let (project, domain, tenant) = (param("project"), param("domain"), param("tenant"));
+    let target = Target { project: project.as_deref(), domain: domain.as_deref(), tenant: tenant.as_deref() };
+    let decision = admit(&state.authz.read(), &principal, access, &target);
+    match decision {
+        Decision::Allow(_) => {}
+        Decision::Deny => {
+            let what = access.permission().map(|p| format!(": {p}")).unwrap_or_default();
+            return ApiError::new(Code::PermissionDenied, format!("permission denied{what}")).into_response();
+        }
         Decision::Hide => return ApiError::not_found("not found").into_response(),
     }
     req.extensions_mut().insert(principal);
@@ -43,15 +64,52 @@ async fn principal(state: &AppState, value: Option<axum::http::HeaderValue>) -> 
         return Err(ApiError::unauthenticated("unsupported Authorization scheme; expected `Bearer <token>`"));
     };
     let secret = secret.trim();
-    if secret.is_empty() || secret.len() > 8192 {
+    if secret.is_empty() || secret.len() > 16 * 1024 {
         return Err(ApiError::unauthenticated("invalid credential"));
     }
-    match state.store.platform().authenticate(secret).await {
-        Ok(Some(t)) => Ok(Principal { subject: t.subject, kind: t.kind, tenant: t.tenant, credential: t.id }),
-        Ok(None) => Err(ApiError::unauthenticated("invalid, expired or revoked credential")),
+    if secret.starts_with("tf_") {
+        return match state.store.platform().authenticate(secret).await {
+            Ok(Some(t)) => {
+                let admin = t.kind == "platform_admin" || (t.kind == "user" && state.admins.users.contains(&t.subject));
+                Ok(Principal {
+                    subject: t.subject,
+                    kind: t.kind,
+                    tenant: t.tenant,
+                    groups: vec![],
+                    credential: Some(t.id),
+                    platform_admin: admin,
+                })
+            }
+            Ok(None) => Err(ApiError::unauthenticated("invalid, expired or revoked credential")),
+            Err(e) => {
+                tracing::error!(error = %e, "credential lookup failed");
+                Err(ApiError::new(Code::Unavailable, "cannot check credentials right now; retry"))
+            }
+        };
+    }
+    let Some(oidc) = &state.oidc else {
+        return Err(ApiError::unauthenticated("invalid credential"));
+    };
+    match oidc.verify(secret).await {
+        Ok(id) => {
+            let admin =
+                state.admins.users.contains(&id.user) || id.groups.iter().any(|g| state.admins.groups.contains(g));
+            Ok(Principal {
+                subject: id.user,
+                kind: "oidc".into(),
+                tenant: None,
+                groups: id.groups,
+                credential: None,
+                platform_admin: admin,
+            })
+        }
+        Err(crate::oidc::Error::Unavailable(e)) => {
+            tracing::warn!(error = %e, "OIDC keys unavailable");
+            Err(ApiError::unauthenticated("cannot verify the token: the identity provider's keys are unavailable"))
+        }
         Err(e) => {
-            tracing::error!(error = %e, "credential lookup failed");
-            Err(ApiError::new(Code::Unavailable, "cannot check credentials right now; retry"))
+            tracing::debug!(error = %e, "OIDC token rejected");
+            Err(ApiError::unauthenticated("invalid token"))
         }
     }
 }

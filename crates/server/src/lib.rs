@@ -6,14 +6,18 @@
 
 pub mod access;
 mod auth;
+pub mod authz;
 mod bootstrap;
 pub mod error;
 mod extract;
+pub mod oidc;
 mod openapi;
 mod routes;
 pub mod table;
 
+pub use auth::PlatformAdmins;
 pub use bootstrap::{ensure_admin_credential, ADMIN_TOKEN_FILE};
+pub use oidc::OidcOptions;
 pub use table::RouteDef;
 
 use axum::extract::DefaultBodyLimit;
@@ -34,20 +38,51 @@ pub struct ServerOptions {
     /// PostgreSQL URL; the embedded SQLite store in `data_dir` when `None`.
     pub database_url: Option<String>,
     pub max_body_bytes: usize,
+    pub auth: AuthOptions,
+}
+
+/// `auth:` in the configuration.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthOptions {
+    /// Accept OIDC access tokens from this issuer.
+    #[serde(default)]
+    pub oidc: Option<OidcOptions>,
+    /// Users and groups with platform-administrator rights.
+    #[serde(default)]
+    pub platform_admins: PlatformAdmins,
 }
 
 /// Shared by every request handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub authz: Arc<authz::Authz>,
+    pub(crate) oidc: Option<Arc<oidc::Verifier>>,
+    pub(crate) admins: Arc<PlatformAdmins>,
     pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
 }
 
-/// The router over `store`, with every route of the table behind the authentication layer.
-pub fn router(store: Store, max_body_bytes: usize) -> axum::Router {
+impl AppState {
+    pub fn new(store: Store, authz: authz::Authz, auth: &AuthOptions) -> Result<AppState, StartError> {
+        let oidc = match &auth.oidc {
+            Some(o) => Some(Arc::new(oidc::Verifier::new(o.clone()).map_err(|e| StartError(e.to_string()))?)),
+            None => None,
+        };
+        let access = table::routes().iter().map(|d| ((d.method.clone(), d.path), d.access)).collect();
+        Ok(AppState {
+            store,
+            authz: Arc::new(authz),
+            oidc,
+            admins: Arc::new(auth.platform_admins.clone()),
+            access: Arc::new(access),
+        })
+    }
+}
+
+/// The router over `state`, with every route of the table behind the authentication layer.
+pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
     let defs = table::routes();
-    let access_map = defs.iter().map(|d| ((d.method.clone(), d.path), d.access)).collect();
-    let state = AppState { store, access: Arc::new(access_map) };
     let mut r = axum::Router::new();
     for d in defs {
         r = r.route(d.path, d.handler);
@@ -108,7 +143,9 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
         .await
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
-    let app = router(store.clone(), opts.max_body_bytes);
+    let authz = authz::Authz::load(&store).await.map_err(|e| StartError(format!("cannot load access rules: {e}")))?;
+    let state = AppState::new(store.clone(), authz, &opts.auth)?;
+    let app = router(state, opts.max_body_bytes);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

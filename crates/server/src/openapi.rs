@@ -29,7 +29,8 @@ pub fn document() -> Value {
             Access::Public => &[],
             Access::Authenticated => &["401"],
             Access::Platform(_) | Access::Collection(_) => &["400", "401", "403", "409"],
-            Access::Project(_) => &["400", "401", "403", "404", "409"],
+            Access::Project(_) | Access::Tenant(_) => &["400", "401", "403", "404", "409"],
+            Access::ProjectVisible => &["400", "401", "404"],
         };
         for c in codes {
             responses.insert((*c).into(), err.clone());
@@ -44,11 +45,7 @@ pub fn document() -> Value {
         if let Access::Public = d.access {
             op["security"] = json!([]);
         }
-        let perm = match d.access {
-            Access::Platform(p) | Access::Project(p) | Access::Collection(p) => Some(p.to_string()),
-            _ => None,
-        };
-        if let Some(p) = perm {
+        if let Some(p) = d.access.permission() {
             op["x-permission"] = json!(p);
         }
         if let Some((types, f)) = d.body {

@@ -1,13 +1,14 @@
 //! The route table: every route, its access, and how it is documented. The router, the
 //! admission layer and the OpenAPI document are all built from this one list.
 
-use crate::access::{Access, Action, Permission, Resource};
-use crate::routes::{health, me, projects, registry, tenants};
+use crate::access::{Access, Action, Resource};
+use crate::routes::{health, me, projects, rbac, registry, tenants};
 use crate::AppState;
 use axum::http::Method;
 use axum::routing::{delete, get, post, put, MethodRouter};
 use schemars::gen::SchemaGenerator;
 use schemars::schema::Schema;
+use tf_authz::Permission;
 use tf_model::EntityKind;
 
 /// Documents a body or response type for OpenAPI.
@@ -71,7 +72,14 @@ pub fn routes() -> Vec<RouteDef> {
         r(Method::GET, "/healthz", Public, "Liveness", "health", get(health::healthz)),
         r(Method::GET, "/readyz", Public, "Readiness: the store answers", "health", get(health::readyz)),
         r(Method::GET, "/api/openapi.json", Authenticated, "This API description", "meta", get(me::openapi)),
-        r(Method::GET, "/api/v1/me", Authenticated, "Who am I", "access", get(me::me)),
+        r(
+            Method::GET,
+            "/api/v1/me",
+            Authenticated,
+            "Who am I: identity, groups, roles, effective permissions per project and domain",
+            "access",
+            get(me::me),
+        ),
         r(
             Method::GET,
             "/api/v1/tenants",
@@ -95,12 +103,135 @@ pub fn routes() -> Vec<RouteDef> {
         r(
             Method::GET,
             "/api/v1/tenants/{tenant}",
-            Platform(Permission(Tenants, Read)),
+            Tenant(Permission(Tenants, Read)),
             "Get a tenant",
             "tenants",
             get(tenants::get),
         )
         .response(s::<tf_store::Tenant>),
+        r(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/roles",
+            Tenant(Permission(Roles, Read)),
+            "List a tenant's roles",
+            "access",
+            get(rbac::list_roles),
+        )
+        .query(PAGE)
+        .response(s::<tf_store::Page<tf_store::RoleRecord>>),
+        r(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/roles",
+            Tenant(Permission(Roles, Create)),
+            "Create a role (never granting more than the caller holds)",
+            "access",
+            post(rbac::create_role),
+        )
+        .body(JSON, s::<rbac::RoleBody>),
+        r(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/roles/{role}",
+            Tenant(Permission(Roles, Read)),
+            "Get a role",
+            "access",
+            get(rbac::get_role),
+        )
+        .response(s::<tf_store::RoleRecord>),
+        r(
+            Method::PUT,
+            "/api/v1/tenants/{tenant}/roles/{role}",
+            Tenant(Permission(Roles, Update)),
+            "Create or replace a role",
+            "access",
+            put(rbac::put_role),
+        )
+        .body(JSON, s::<rbac::RoleBody>),
+        r(
+            Method::DELETE,
+            "/api/v1/tenants/{tenant}/roles/{role}",
+            Tenant(Permission(Roles, Delete)),
+            "Delete a role and its bindings",
+            "access",
+            delete(rbac::delete_role),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/bindings",
+            Tenant(Permission(Roles, Read)),
+            "List a tenant's role bindings",
+            "access",
+            get(rbac::list_bindings),
+        )
+        .query(&[
+            ("role", "only bindings of this role"),
+            ("limit", "page size"),
+            ("token", "`next_token` of the previous page"),
+        ])
+        .response(s::<tf_store::Page<tf_store::BindingRecord>>),
+        r(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/bindings",
+            Tenant(Permission(Roles, Update)),
+            "Bind a user, group or service account to a role",
+            "access",
+            post(rbac::create_binding),
+        )
+        .body(JSON, s::<rbac::BindingBody>),
+        r(
+            Method::DELETE,
+            "/api/v1/tenants/{tenant}/bindings",
+            Tenant(Permission(Roles, Update)),
+            "Remove a binding (takes effect on the next request)",
+            "access",
+            delete(rbac::delete_binding),
+        )
+        .query(&[
+            ("role", "the role"),
+            ("subject_kind", "user, group or service_account"),
+            ("subject", "the subject"),
+        ]),
+        r(
+            Method::GET,
+            "/api/v1/tenants/{tenant}/tokens",
+            Tenant(Permission(Roles, Read)),
+            "List a tenant's live service-account credentials",
+            "access",
+            get(rbac::list_tokens),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/tenants/{tenant}/tokens",
+            Tenant(Permission(Roles, Create)),
+            "Mint a service-account credential (shown once)",
+            "access",
+            post(rbac::create_token),
+        )
+        .body(JSON, s::<rbac::TokenBody>)
+        .response(s::<rbac::CreatedToken>),
+        r(
+            Method::DELETE,
+            "/api/v1/tenants/{tenant}/tokens/{id}",
+            Tenant(Permission(Roles, Delete)),
+            "Revoke a service-account credential",
+            "access",
+            delete(rbac::revoke_token),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/authz/explain",
+            Authenticated,
+            "Why a permission is allowed or denied on a project and domain",
+            "access",
+            get(me::explain),
+        )
+        .query(&[
+            ("permission", "resource:action"),
+            ("project", "project id"),
+            ("domain", "domain id"),
+            ("user", "explain for this user instead"),
+            ("groups", "their groups, comma-separated"),
+            ("service_account", "or this service account, tenant:name"),
+        ]),
         r(
             Method::GET,
             "/api/v1/projects",
@@ -125,15 +256,8 @@ pub fn routes() -> Vec<RouteDef> {
         )
         .body(JSON, s::<projects::CreateProject>)
         .response(s::<tf_store::Project>),
-        r(
-            Method::GET,
-            "/api/v1/projects/{project}",
-            Project(Permission(Projects, Read)),
-            "Get a project",
-            "projects",
-            get(projects::get),
-        )
-        .response(s::<tf_store::Project>),
+        r(Method::GET, "/api/v1/projects/{project}", ProjectVisible, "Get a project", "projects", get(projects::get))
+            .response(s::<tf_store::Project>),
         r(
             Method::PUT,
             "/api/v1/projects/{project}",

@@ -5,6 +5,7 @@
 //! written against it. Cross-tenant operations (tenants, tokens, the project directory) live
 //! on [`PlatformStore`] and nowhere else. Keys and indexes lead with the tenant.
 
+mod access;
 mod db;
 mod error;
 mod migrate;
@@ -13,13 +14,14 @@ mod platform;
 mod records;
 mod tenant;
 
+pub use access::RoleStore;
 pub use db::{redact, Backend, Store, StoreOptions};
 pub use error::Error;
 pub use page::{Page, PageRequest, MAX_LIMIT as PAGE_MAX_LIMIT};
-pub use platform::{NewToken, PlatformStore, TokenInfo};
+pub use platform::{NewToken, PlatformStore, PolicySnapshot, TokenInfo};
 pub use records::{
-    Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate, RegisterOutcome, Tenant,
-    TenantState,
+    BindingRecord, Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate,
+    RegisterOutcome, RoleRecord, Tenant, TenantState,
 };
 pub use tenant::TenantStore;
 

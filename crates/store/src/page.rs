@@ -54,6 +54,12 @@ impl<T> Page<T> {
         Page { items: rows, next_token }
     }
 
+    /// A page whose continuation key the caller computed (`None`: last page).
+    pub fn from_rows_with_key(items: Vec<T>, next_key: Option<String>) -> Page<T> {
+        let next_token = next_key.map(|k| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&k).expect("keys serialise")));
+        Page { items, next_token }
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page { items: self.items.into_iter().map(f).collect(), next_token: self.next_token }
     }

@@ -72,7 +72,58 @@ pub(crate) fn tenant_from_row(r: &AnyRow) -> Result<Tenant> {
 /// Only touch `last_used_at` when it is this stale, so authentication stays a read.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
+/// Everything authorisation needs in memory, read in three queries.
+pub struct PolicySnapshot {
+    pub roles: Vec<crate::RoleRecord>,
+    pub bindings: Vec<crate::BindingRecord>,
+    /// (project, tenant)
+    pub projects: Vec<(String, String)>,
+}
+
 impl PlatformStore<'_> {
+    /// Platform roles (not tied to a tenant) and their bindings.
+    pub fn roles(&self) -> crate::RoleStore<'_> {
+        crate::RoleStore { store: self.store, key: String::new() }
+    }
+
+    /// Every role, binding and project owner: the authorisation index is built from this.
+    pub async fn policy_snapshot(&self) -> Result<PolicySnapshot> {
+        let roles = sqlx::query("SELECT * FROM roles").fetch_all(&self.store.read).await?;
+        let bindings = sqlx::query("SELECT * FROM role_bindings").fetch_all(&self.store.read).await?;
+        let projects = sqlx::query("SELECT id, tenant_id FROM projects").fetch_all(&self.store.read).await?;
+        Ok(PolicySnapshot {
+            roles: roles.iter().map(crate::access::role_from_row).collect::<Result<_>>()?,
+            bindings: bindings.iter().map(crate::access::binding_from_row).collect::<Result<_>>()?,
+            projects: projects
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("tenant_id")?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Credentials of a tenant (or platform-wide ones with `None`), newest first.
+    pub async fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.store.read)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes a tenant's credential; false when the tenant has no such live credential.
+    pub async fn revoke_tenant_token(&self, tenant: &str, id: &str) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(id)
+                .bind(tenant)
+                .execute(&self.store.write)
+                .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     pub async fn create_tenant(
         &self,
         id: &str,
@@ -123,6 +174,22 @@ impl PlatformStore<'_> {
         crate::page::by_id(&self.store.read, sql, &[], page, project_from_row, |p| p.id.clone()).await
     }
 
+    /// The projects with these ids, in id order — for listings whose visible ids the caller
+    /// already computed from the access index.
+    pub async fn projects_by_ids(&self, ids: &[String]) -> Result<Vec<Project>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT * FROM projects WHERE id IN ({}) ORDER BY id", placeholders.join(", "));
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.store.read).await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
     /// Mints a credential. Only its hash is stored.
     pub async fn create_token(
         &self,
@@ -132,11 +199,13 @@ impl PlatformStore<'_> {
         description: &str,
         expires_at: Option<i64>,
     ) -> Result<NewToken> {
-        let mut rng = rand::thread_rng();
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
-        rng.fill_bytes(&mut id);
-        rng.fill_bytes(&mut secret);
+        {
+            let mut rng = rand::thread_rng();
+            rng.fill_bytes(&mut id);
+            rng.fill_bytes(&mut secret);
+        }
         let id = hex::encode(id);
         let secret = format!("tf_{id}_{}", hex::encode(secret));
         let now = now_ms();

@@ -141,3 +141,34 @@ pub struct RegisterOutcome {
     /// `created`, or `unchanged` when the same content was already registered.
     pub status: String,
 }
+
+/// A role as stored: the patterns as written, so they read back the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RoleRecord {
+    /// `None` for platform roles.
+    pub tenant: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub projects: Vec<String>,
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+/// A binding of a user, group or service account to a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BindingRecord {
+    pub tenant: Option<String>,
+    pub role: String,
+    /// `user`, `group` or `service_account`.
+    pub subject_kind: String,
+    pub subject: String,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub created_by: String,
+}

@@ -58,6 +58,11 @@ impl TenantStore<'_> {
         &self.tenant
     }
 
+    /// This tenant's roles and bindings.
+    pub fn roles(&self) -> crate::RoleStore<'_> {
+        crate::RoleStore { store: self.store, key: self.tenant.clone() }
+    }
+
     /// Creates a project owned by this tenant; with `create_tenant`, creates the tenant too
     /// (same id, default tier) in the same transaction when it does not exist yet.
     pub async fn create_project(&self, p: &NewProject, create_tenant: bool) -> Result<Project> {

@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     pub limits: Limits,
     pub log: LogConfig,
+    /// OIDC and platform administrators.
+    #[serde(default)]
+    pub auth: tf_server::AuthOptions,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             database_url: None,
             limits: Limits { max_body_bytes: 16 * 1024 * 1024 },
             log: LogConfig { format: "text".into(), level: "info".into() },
+            auth: Default::default(),
         }
     }
 }

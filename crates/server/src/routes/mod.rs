@@ -4,6 +4,7 @@
 pub mod health;
 pub mod me;
 pub mod projects;
+pub mod rbac;
 pub mod registry;
 pub mod tenants;
 
@@ -68,4 +69,29 @@ pub async fn domain_scope<'a>(
         return Err(ApiError::not_found(format!("domain `{domain}` not found in project `{project}`")));
     }
     Ok((scope, p))
+}
+
+/// Parses a duration such as `90d`, `12h` or `30m` (at least one second, at most ten years).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_human(s).ok_or_else(|| format!("`{s}` is not a duration such as `90d`, `12h` or `30m`"))?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(10 * 366 * 86400) {
+        return Err(format!("`{s}` must be between 1s and 10 years"));
+    }
+    Ok(d)
+}
+
+fn parse_human(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n.checked_mul(secs)?))
 }

@@ -1,7 +1,7 @@
 //! Projects: created in a tenant, addressed by a globally unique id, archived rather than deleted.
 
 use super::{check_id, project_scope, PageQuery};
-use crate::access::{may_create, sees_all_projects, Action, Permission, Principal, Resource};
+use crate::access::{Action, Principal, Resource};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::AppState;
@@ -11,6 +11,7 @@ use axum::{Extension, Json};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use tf_authz::{Decision, Permission};
 use tf_store::{Domain, NewProject, Page, Project, ProjectState, ProjectUpdate};
 
 pub const DEFAULT_DOMAINS: [&str; 3] = ["development", "staging", "production"];
@@ -117,9 +118,22 @@ pub async fn list(
     QueryParams(q): QueryParams<PageQuery>,
 ) -> ApiResult<Json<Page<Project>>> {
     let page = q.page()?;
-    if !sees_all_projects(&who) {
-        // Nothing is visible without a grant; the empty page reveals nothing.
-        return Ok(Json(Page { items: vec![], next_token: None }));
+    if !who.is_platform_admin() {
+        // The visible ids come from the access index; only that page is read from the store.
+        let mut ids = s.authz.read().visible_projects(&who.caller());
+        if let Some(t) = &q.tenant {
+            check_id("tenant", t)?;
+            let policy = s.authz.read();
+            ids.retain(|p| policy.project_tenant(p) == Some(t.as_str()));
+        }
+        let after: Option<String> = page.after()?;
+        let start = after.map(|a| ids.partition_point(|id| id.as_str() <= a.as_str())).unwrap_or(0);
+        let limit = page.limit() as usize;
+        let slice: Vec<String> = ids.iter().skip(start).take(limit + 1).cloned().collect();
+        let more = slice.len() > limit;
+        let items = s.store.platform().projects_by_ids(&slice[..slice.len().min(limit)]).await?;
+        let next = if more { items.last().map(|p| p.id.clone()) } else { None };
+        return Ok(Json(Page::from_rows_with_key(items, next)));
     }
     let res = match &q.tenant {
         Some(t) => {
@@ -136,10 +150,23 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     JsonBody(b): JsonBody<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    if !may_create(&who, Permission(Resource::Projects, Action::Create)) {
-        return Err(ApiError::new(Code::PermissionDenied, "permission denied: projects:create"));
-    }
     check_id("id", &b.id)?;
+    if !who.is_platform_admin() {
+        // A tenant administrator creates projects in their own tenant only.
+        let Some(t) = &b.tenant else {
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                "permission denied: projects:create; tenant administrators name their `tenant`",
+            ));
+        };
+        check_id("tenant", t)?;
+        let perm = Permission(Resource::Projects, Action::Create);
+        match s.authz.read().decide_tenant(&who.caller(), perm, t) {
+            Decision::Allow(_) => {}
+            Decision::Deny => return Err(ApiError::new(Code::PermissionDenied, "permission denied: projects:create")),
+            Decision::Hide => return Err(ApiError::invalid("tenant", format!("tenant `{t}` does not exist"))),
+        }
+    }
     check_labels(&b.labels)?;
     check_text("name", &b.name)?;
     check_text("description", &b.description)?;
@@ -165,6 +192,7 @@ pub async fn create(
         tf_store::Error::NotFound(_) => ApiError::invalid("tenant", format!("tenant `{tenant}` does not exist")),
         e => e.into(),
     })?;
+    s.authz.update(|policy| policy.set_project(&p.id, &p.tenant));
     Ok((StatusCode::CREATED, Json(p)))
 }
 

@@ -59,6 +59,16 @@ pub async fn register(
     }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "the bundle is not valid UTF-8"))?;
     let bundle = parse_bundle(text)?;
+    // The route needs workflows:create; launch plans need their own permission too.
+    if bundle.documents.iter().any(|d| d.spec.kind() == EntityKind::LaunchPlan) {
+        let perm = tf_authz::Permission(tf_authz::Resource::Launchplans, tf_authz::Action::Create);
+        if !s.authz.read().decide(&who.caller(), perm, &project, Some(&domain)).is_allowed() {
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                format!("permission denied: {perm} (the bundle holds launch plans)"),
+            ));
+        }
+    }
     let version = match (q.version, bundle.version.clone()) {
         (Some(a), Some(b)) if a != b => {
             return Err(ApiError::invalid("version", format!("the query says `{a}` but the bundle says `{b}`")))

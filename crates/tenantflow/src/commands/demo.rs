@@ -55,7 +55,13 @@ pub async fn run(args: &DemoArgs, started: std::time::Instant) -> Result<(), Cli
     init_logging("text", "warn");
     let listen =
         args.listen.parse().map_err(|_| CliError::Usage(format!("--listen: `{}` is not an address", args.listen)))?;
-    let opts = ServerOptions { listen, data_dir: args.data_dir.clone(), database_url: None, max_body_bytes: 16 << 20 };
+    let opts = ServerOptions {
+        listen,
+        data_dir: args.data_dir.clone(),
+        database_url: None,
+        max_body_bytes: 16 << 20,
+        auth: Default::default(),
+    };
     let server = start(&opts).await?;
     let token_path = args.data_dir.join(ADMIN_TOKEN_FILE);
     let token = std::fs::read_to_string(&token_path).map_err(|e| {

@@ -23,6 +23,7 @@ pub fn server_options(cfg: &ServerConfig) -> Result<ServerOptions, CliError> {
         data_dir: cfg.data_dir.clone(),
         database_url: cfg.database_url.clone(),
         max_body_bytes: cfg.limits.max_body_bytes,
+        auth: cfg.auth.clone(),
     })
 }
 

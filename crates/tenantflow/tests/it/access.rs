@@ -9,6 +9,9 @@ use tf_server::access::Access;
 
 /// A concrete path for a route template, addressing real objects.
 fn concrete(path: &str) -> String {
+    if path == "/api/v1/authz/explain" {
+        return format!("{path}?permission=workflows:read&project=ml-alpha&domain=development");
+    }
     path.replace("{project}", "ml-alpha")
         .replace("{domain}", "development")
         .replace("{tenant}", "team-alpha")
@@ -23,6 +26,8 @@ fn concrete(path: &str) -> String {
             },
         )
         .replace("{version}", "v1")
+        .replace("{role}", "alpha-developer")
+        .replace("{id}", "0000000000000000")
 }
 
 fn body_for(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
@@ -30,6 +35,23 @@ fn body_for(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
         ("POST", p) if p.starts_with("/api/v1/register") => Some(("application/yaml", ALPHA.as_bytes().to_vec())),
         ("POST", "/api/v1/projects") => Some(("application/json", json!({"id": "intruder"}).to_string().into_bytes())),
         ("POST", "/api/v1/tenants") => Some(("application/json", json!({"id": "intruder"}).to_string().into_bytes())),
+        ("PUT", p) if p.contains("/roles/") => Some((
+            "application/json",
+            json!({"permissions": ["*"], "projects": ["*"], "domains": ["*"]}).to_string().into_bytes(),
+        )),
+        ("POST", p) if p.ends_with("/roles") => Some((
+            "application/json",
+            json!({"name": "intruder", "permissions": ["*"], "projects": ["*"], "domains": ["*"]})
+                .to_string()
+                .into_bytes(),
+        )),
+        ("POST", p) if p.ends_with("/bindings") => Some((
+            "application/json",
+            json!({"role": "alpha-developer", "subject_kind": "user", "subject": "mallory"}).to_string().into_bytes(),
+        )),
+        ("POST", p) if p.ends_with("/tokens") => {
+            Some(("application/json", json!({"service_account": "intruder"}).to_string().into_bytes()))
+        }
         ("PUT", _) => Some(("application/json", json!({"description": "pwned"}).to_string().into_bytes())),
         _ => None,
     }
@@ -97,7 +119,7 @@ on_every_backend!(a_credential_without_grants_sees_and_changes_nothing, |srv| {
         let text = b.to_string();
         match r.access {
             Access::Public | Access::Authenticated => assert_eq!(s, StatusCode::OK, "{} {path}", r.method),
-            Access::Project(_) => {
+            Access::Project(_) | Access::ProjectVisible | Access::Tenant(_) => {
                 assert_eq!(s, StatusCode::NOT_FOUND, "{} {path}: {b}", r.method);
                 assert!(!text.contains("ml-alpha") && !text.contains("load-data"), "{} {path} leaks: {text}", r.method);
             }

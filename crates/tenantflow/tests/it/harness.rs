@@ -87,6 +87,7 @@ impl TestServer {
             data_dir: db.dir.path().to_path_buf(),
             database_url: db.url.clone(),
             max_body_bytes: 1 << 20,
+            auth: Default::default(),
         };
         let server = tf_server::start(&opts).await.expect("server starts");
         let admin =
