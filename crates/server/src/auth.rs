@@ -45,11 +45,20 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let decision = admit(&state.authz.read(), &principal, access, &target);
     match decision {
         Decision::Allow(_) => {}
+        // Refusals here carry `details.admission`: the same for a target that does not exist
+        // and one the caller may not see, so they say nothing about existence.
         Decision::Deny => {
             let what = access.permission().map(|p| format!(": {p}")).unwrap_or_default();
-            return ApiError::new(Code::PermissionDenied, format!("permission denied{what}")).into_response();
+            let details = serde_json::json!({"admission": true, "permission": access.permission()});
+            return ApiError::new(Code::PermissionDenied, format!("permission denied{what}"))
+                .with_details(details)
+                .into_response();
         }
-        Decision::Hide => return ApiError::not_found("not found").into_response(),
+        Decision::Hide => {
+            return ApiError::not_found("not found")
+                .with_details(serde_json::json!({"admission": true}))
+                .into_response()
+        }
     }
     req.extensions_mut().insert(principal);
     next.run(req).await

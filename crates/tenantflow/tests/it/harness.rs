@@ -81,13 +81,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, Default::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, auth: tf_server::AuthOptions) -> TestServer {
         let db = TestDb::new(backend).await;
         let opts = ServerOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: db.dir.path().to_path_buf(),
             database_url: db.url.clone(),
             max_body_bytes: 1 << 20,
-            auth: Default::default(),
+            auth,
         };
         let server = tf_server::start(&opts).await.expect("server starts");
         let admin =
@@ -144,6 +148,29 @@ impl TestServer {
     pub async fn register(&self, project: &str, domain: &str, version: &str, yaml: &str) -> (StatusCode, Value) {
         let path = format!("/api/v1/register/{project}/{domain}?version={version}");
         self.call("POST", &path, Some(&self.admin), Some(("application/yaml", yaml.as_bytes().to_vec()))).await
+    }
+
+    /// Creates (or replaces) a role in `tenant` as the platform admin.
+    pub async fn role(&self, tenant: &str, name: &str, perms: &[&str], projects: &[&str], domains: &[&str]) {
+        let body = serde_json::json!({"permissions": perms, "projects": projects, "domains": domains});
+        let (s, b) = self.put(&format!("/api/v1/tenants/{tenant}/roles/{name}"), &body).await;
+        assert!(s.is_success(), "role {name}: {b}");
+    }
+
+    /// Binds a subject to a role as the platform admin.
+    pub async fn bind(&self, tenant: &str, role: &str, kind: &str, subject: &str) {
+        let body = serde_json::json!({"role": role, "subject_kind": kind, "subject": subject});
+        let (s, b) = self.post(&format!("/api/v1/tenants/{tenant}/bindings"), &body).await;
+        assert!(s.is_success(), "binding {role} → {subject}: {b}");
+    }
+
+    /// Mints a service-account credential in `tenant` bound to `role`.
+    pub async fn service_account(&self, tenant: &str, name: &str, role: &str) -> String {
+        let (s, b) =
+            self.post(&format!("/api/v1/tenants/{tenant}/tokens"), &serde_json::json!({"service_account": name})).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        self.bind(tenant, role, "service_account", name).await;
+        b["token"].as_str().unwrap().to_string()
     }
 
     /// Creates a project (and its tenant) as the platform admin; panics unless created.

@@ -7,5 +7,7 @@ mod access;
 mod api;
 mod cli;
 mod harness;
+mod matrix;
+mod oidc;
 mod store;
 mod validation;
