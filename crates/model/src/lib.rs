@@ -6,6 +6,7 @@
 pub mod binding;
 pub mod bundle;
 pub mod compile;
+pub mod declarative;
 pub mod digest;
 pub mod names;
 pub mod resources;

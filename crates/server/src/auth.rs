@@ -77,7 +77,17 @@ async fn principal(state: &AppState, value: Option<axum::http::HeaderValue>) -> 
         return Err(ApiError::unauthenticated("invalid credential"));
     }
     if secret.starts_with("tf_") {
-        return match state.store.platform().authenticate(secret).await {
+        let hash = tf_store::hash_secret(secret);
+        let cached = state.tokens.get(&hash, tf_store::now_ms());
+        let found = match cached {
+            Some(t) => Ok(Some(t)),
+            None => state.store.platform().authenticate(secret).await.inspect(|t| {
+                if let Some(t) = t {
+                    state.tokens.put(hash, t.clone());
+                }
+            }),
+        };
+        return match found {
             Ok(Some(t)) => {
                 let admin = t.kind == "platform_admin" || (t.kind == "user" && state.admins.users.contains(&t.subject));
                 Ok(Principal {

@@ -8,12 +8,14 @@ pub mod access;
 mod auth;
 pub mod authz;
 mod bootstrap;
+mod directory;
 pub mod error;
 mod extract;
 pub mod oidc;
 mod openapi;
 mod routes;
 pub mod table;
+mod token_cache;
 
 pub use auth::PlatformAdmins;
 pub use bootstrap::{ensure_admin_credential, ADMIN_TOKEN_FILE};
@@ -60,11 +62,17 @@ pub struct AppState {
     pub authz: Arc<authz::Authz>,
     pub(crate) oidc: Option<Arc<oidc::Verifier>>,
     pub(crate) admins: Arc<PlatformAdmins>,
+    pub(crate) tokens: Arc<token_cache::TokenCache>,
+    pub(crate) directory: Arc<directory::Directory>,
     pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, authz: authz::Authz, auth: &AuthOptions) -> Result<AppState, StartError> {
+    pub async fn new(store: Store, auth: &AuthOptions) -> Result<AppState, StartError> {
+        let authz =
+            authz::Authz::load(&store).await.map_err(|e| StartError(format!("cannot load access rules: {e}")))?;
+        let directory =
+            directory::Directory::load(&store).await.map_err(|e| StartError(format!("cannot load projects: {e}")))?;
         let oidc = match &auth.oidc {
             Some(o) => Some(Arc::new(oidc::Verifier::new(o.clone()).map_err(|e| StartError(e.to_string()))?)),
             None => None,
@@ -75,6 +83,8 @@ impl AppState {
             authz: Arc::new(authz),
             oidc,
             admins: Arc::new(auth.platform_admins.clone()),
+            tokens: Arc::new(Default::default()),
+            directory: Arc::new(directory),
             access: Arc::new(access),
         })
     }
@@ -143,8 +153,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
         .await
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
-    let authz = authz::Authz::load(&store).await.map_err(|e| StartError(format!("cannot load access rules: {e}")))?;
-    let state = AppState::new(store.clone(), authz, &opts.auth)?;
+    let state = AppState::new(store.clone(), &opts.auth).await?;
     let app = router(state, opts.max_body_bytes);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

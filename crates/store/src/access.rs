@@ -180,6 +180,43 @@ impl RoleStore<'_> {
         Ok(true)
     }
 
+    /// Binds many subjects in one transaction (bulk membership changes); existing bindings
+    /// are left as they are. Returns how many were new.
+    pub async fn bind_many(&self, items: &[(String, String, String)], actor: &str) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.store.write.begin().await?;
+        let mut added = 0;
+        for (role, kind, subject) in items {
+            let present: Option<String> = sqlx::query_scalar(
+                "SELECT role FROM role_bindings WHERE tenant_id = $1 AND role = $2 AND subject_kind = $3 AND subject = $4",
+            )
+            .bind(&self.key)
+            .bind(role)
+            .bind(kind)
+            .bind(subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if present.is_some() {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO role_bindings (tenant_id, role, subject_kind, subject, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&self.key)
+            .bind(role)
+            .bind(kind)
+            .bind(subject)
+            .bind(now)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| if Error::is_unique_violation(&e) { Error::Conflict("concurrent change; retry".into()) } else { e.into() })?;
+            added += 1;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
     /// Removes a binding; false when it did not exist.
     pub async fn unbind(&self, role: &str, kind: &str, subject: &str) -> Result<bool> {
         let r = sqlx::query(

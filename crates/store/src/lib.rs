@@ -18,7 +18,7 @@ pub use access::RoleStore;
 pub use db::{redact, Backend, Store, StoreOptions};
 pub use error::Error;
 pub use page::{Page, PageRequest, MAX_LIMIT as PAGE_MAX_LIMIT};
-pub use platform::{NewToken, PlatformStore, PolicySnapshot, TokenInfo};
+pub use platform::{hash_secret, NewToken, PlatformStore, PolicySnapshot, TokenInfo};
 pub use records::{
     BindingRecord, Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate,
     RegisterOutcome, RoleRecord, Tenant, TenantState,

@@ -174,6 +174,12 @@ impl PlatformStore<'_> {
         crate::page::by_id(&self.store.read, sql, &[], page, project_from_row, |p| p.id.clone()).await
     }
 
+    /// Every project of every tenant, for the server's in-memory project directory.
+    pub async fn all_projects(&self) -> Result<Vec<Project>> {
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY id").fetch_all(&self.store.read).await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
     /// The projects with these ids, in id order — for listings whose visible ids the caller
     /// already computed from the access index.
     pub async fn projects_by_ids(&self, ids: &[String]) -> Result<Vec<Project>> {

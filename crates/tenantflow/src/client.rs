@@ -29,6 +29,10 @@ impl Client {
         self.send(Method::POST, path, Some(("application/json", body.to_string().into_bytes()))).await
     }
 
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.send(method, path, Some(("application/json", body.to_string().into_bytes()))).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
         self.send(Method::DELETE, path, None).await
     }

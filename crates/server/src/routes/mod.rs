@@ -50,11 +50,15 @@ pub fn check_id(field: &str, value: &str) -> ApiResult<()> {
 /// The owning tenant's store handle and the project, or 404 when it does not exist.
 pub async fn project_scope<'a>(state: &'a AppState, project: &str) -> ApiResult<(TenantStore<'a>, Project)> {
     check_id("project", project)?;
-    let not_found = || ApiError::not_found(format!("project `{project}` not found"));
-    let tenant = state.store.platform().project_owner(project).await?.ok_or_else(not_found)?;
-    let scope = state.store.tenant(&tenant);
-    let p = scope.get_project(project).await?.ok_or_else(not_found)?;
-    Ok((scope, p))
+    let p =
+        state.directory.get(project).ok_or_else(|| ApiError::not_found(format!("project `{project}` not found")))?;
+    Ok((state.store.tenant(&p.tenant), (*p).clone()))
+}
+
+/// Records a committed project change in the directory and the access index.
+pub fn project_changed(state: &AppState, p: &Project) {
+    state.authz.update(|policy| policy.set_project(&p.id, &p.tenant));
+    state.directory.put(p.clone());
 }
 
 /// Like [`project_scope`], and the domain must be one of the project's.

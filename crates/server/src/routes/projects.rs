@@ -192,7 +192,7 @@ pub async fn create(
         tf_store::Error::NotFound(_) => ApiError::invalid("tenant", format!("tenant `{tenant}` does not exist")),
         e => e.into(),
     })?;
-    s.authz.update(|policy| policy.set_project(&p.id, &p.tenant));
+    super::project_changed(&s, &p);
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -218,12 +218,16 @@ pub async fn update(
         domains: b.domains.as_deref().map(domains).transpose()?,
         state: b.state,
     };
-    Ok(Json(scope.update_project(&project, &u).await?))
+    let p = scope.update_project(&project, &u).await?;
+    super::project_changed(&s, &p);
+    Ok(Json(p))
 }
 
 /// Archives: the project becomes read-only and keeps everything registered in it.
 pub async fn archive(State(s): State<AppState>, PathParams(project): PathParams<String>) -> ApiResult<Json<Project>> {
     let (scope, _) = project_scope(&s, &project).await?;
     let u = ProjectUpdate { state: Some(ProjectState::Archived), ..Default::default() };
-    Ok(Json(scope.update_project(&project, &u).await?))
+    let p = scope.update_project(&project, &u).await?;
+    super::project_changed(&s, &p);
+    Ok(Json(p))
 }

@@ -299,5 +299,6 @@ pub async fn revoke_token(
     if !s.store.platform().revoke_tenant_token(&tenant, &id).await? {
         return Err(ApiError::not_found(format!("credential `{id}` not found")));
     }
+    s.tokens.evict_id(&id);
     Ok(Json(json!({"status": "revoked", "id": id})))
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
     match args.suite.as_str() {
         "startup" => startup(args).await,
+        "authz" => authz(args).await,
         other => Err(CliError::Usage(format!("unknown suite `{other}`"))),
     }
 }
@@ -83,4 +84,209 @@ async fn startup(args: &BenchArgs) -> Result<(), CliError> {
         })
     );
     Ok(())
+}
+
+/// `authz_decision`: one decision against an index holding 10,000 projects (1,000 tenants ×
+/// 10) and 100,000 bindings, all loaded from the store. `list_workflows`: `GET` of workflows by
+/// a user bound to 50 of those projects, 64 concurrent clients over HTTP.
+async fn authz(args: &BenchArgs) -> Result<(), CliError> {
+    use tf_authz::{Action, Caller, Permission, Resource};
+    const TENANTS: usize = 1_000;
+    const PROJECTS_PER_TENANT: usize = 10;
+    const USERS_PER_TENANT: usize = 100;
+    let fail = |e: &dyn std::fmt::Display| CliError::Failed(e.to_string());
+    let dir = std::env::temp_dir().join(format!("tenantflow-bench-authz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
+    let store_opts = match &args.database_url {
+        Some(u) => tf_store::StoreOptions::url(u.clone()),
+        None => tf_store::StoreOptions::sqlite_in(&dir),
+    };
+    let store = tf_store::Store::open(&store_opts).await.map_err(|e| fail(&e))?;
+    let t0 = Instant::now();
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    for t in 0..TENANTS {
+        let tenant = format!("bt{t:04}");
+        let ts = store.tenant(&tenant);
+        if ts.get_project(&format!("{tenant}-p0")).await.map_err(|e| fail(&e))?.is_some() {
+            continue; // loaded by an earlier run against the same database
+        }
+        for p in 0..PROJECTS_PER_TENANT {
+            let np = tf_store::NewProject {
+                id: format!("{tenant}-p{p}"),
+                name: format!("{tenant}-p{p}"),
+                description: String::new(),
+                labels: Default::default(),
+                domains: vec![tf_store::Domain { id: "development".into(), name: "development".into() }],
+            };
+            ts.create_project(&np, true).await.map_err(|e| fail(&e))?;
+        }
+        let roles = ts.roles();
+        for (name, perms) in [("reader", vec!["workflows:read"]), ("developer", vec!["workflows:*", "executions:*"])] {
+            let r = tf_store::RoleRecord {
+                tenant: Some(tenant.clone()),
+                name: name.into(),
+                description: String::new(),
+                permissions: perms.into_iter().map(String::from).collect(),
+                projects: vec!["*".into()],
+                domains: vec!["*".into()],
+                created_at: 0,
+                updated_at: 0,
+            };
+            roles.put_role(&r).await.map_err(|e| fail(&e))?;
+        }
+        let items: Vec<(String, String, String)> = (0..USERS_PER_TENANT)
+            .map(|u| {
+                (
+                    if u % 2 == 0 { "reader" } else { "developer" }.to_string(),
+                    "user".to_string(),
+                    format!("user{u}@{tenant}"),
+                )
+            })
+            .collect();
+        roles.bind_many(&items, "bench").await.map_err(|e| fail(&e))?;
+        if progress && t % 50 == 0 {
+            eprint!("\rloading: {t}/{TENANTS} tenants");
+        }
+    }
+    if progress {
+        eprintln!("\rloading: done                ");
+    }
+    let load_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let authz = tf_server::authz::Authz::load(&store).await.map_err(|e| fail(&e))?;
+    let index_ms = t1.elapsed().as_secs_f64() * 1000.0;
+    let (projects, bindings) = {
+        let p = authz.read();
+        (p.project_count(), p.binding_count())
+    };
+    // Decisions: callers and targets drawn from the loaded data, half allowed, half not.
+    let perm = Permission(Resource::Workflows, Action::Create);
+    let callers: Vec<(Caller, String)> = (0..4096)
+        .map(|i| {
+            let t = (i * 7919) % TENANTS;
+            let other = (t + 1 + i % 3) % TENANTS;
+            let target = if i % 2 == 0 { t } else { other };
+            let c = Caller { user: Some(format!("user{}@bt{t:04}", (i / 2) % USERS_PER_TENANT)), ..Default::default() };
+            (c, format!("bt{target:04}-p{}", i % PROJECTS_PER_TENANT))
+        })
+        .collect();
+    let mut batch_us = Vec::new();
+    let mut allowed = 0usize;
+    {
+        let policy = authz.read();
+        for round in 0..200 {
+            let t = Instant::now();
+            for (c, p) in &callers {
+                if policy.decide(c, perm, p, Some("development")).is_allowed() {
+                    allowed += 1;
+                }
+            }
+            if round >= 20 {
+                batch_us.push(t.elapsed().as_secs_f64() * 1e6 / callers.len() as f64);
+            }
+        }
+    }
+    println!(
+        "{}",
+        json!({"scenario": "authz_decision", "projects": projects, "bindings": bindings, "decisions": batch_us.len() * callers.len(),
+               "allowed_share": allowed as f64 / (200 * callers.len()) as f64, "median_us": median(batch_us.clone()),
+               "p99_batch_us": percentile(batch_us, 0.99), "load_s": load_s, "index_build_ms": index_ms})
+    );
+
+    // list_workflows over HTTP: a user bound to 50 projects (in 50 tenants), 64 clients.
+    let user = "bench-user@example.com";
+    let bundle = "kind: Task\nname: t\ncontainer: {command: [\"true\"]}\n---\nkind: Workflow\nname: wf\nnodes: [{id: a, task: t}]\n";
+    let compiled = tf_model::compile_bundle(
+        &tf_model::parse_bundle(bundle).map_err(|e| fail(&e))?,
+        "v1",
+        &tf_model::compile::NoLookup,
+    )
+    .map_err(|e| fail(&e))?;
+    let mut mine = Vec::new();
+    for k in 0..50 {
+        let tenant = format!("bt{:04}", k * (TENANTS / 50));
+        let project = format!("{tenant}-p0");
+        let ts = store.tenant(&tenant);
+        ts.register(&project, "development", &compiled, "bench").await.map_err(|e| fail(&e))?;
+        ts.roles().bind("reader", "user", user, "bench").await.map_err(|e| fail(&e))?;
+        mine.push(project);
+    }
+    let token = store.platform().create_token("user", user, None, "bench", None).await.map_err(|e| fail(&e))?.secret;
+    drop(authz);
+    // The server runs as its own process, as in production; this process only drives load.
+    store.close().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| fail(&e))?.port();
+    let exe = std::env::current_exe().map_err(|e| fail(&e))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+    if let Some(u) = &args.database_url {
+        cmd.args(["--database-url", u]);
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| fail(&e))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reqwest::get(format!("{base}/readyz")).await.map(|r| !r.status().is_success()).unwrap_or(true) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(CliError::Failed("the server did not become ready".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().map_err(|e| fail(&e))?;
+    const CLIENTS: usize = 64;
+    let per_client = args.requests_per_client;
+    // Warm-up: connections and caches.
+    for p in &mine {
+        let _ = http.get(format!("{base}/api/v1/workflows/{p}/development")).bearer_auth(&token).send().await;
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (http, base, token, mine) = (http.clone(), base.clone(), token.clone(), mine.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_client);
+            let mut bad = 0;
+            for i in 0..per_client {
+                let p = &mine[(c * 31 + i) % mine.len()];
+                let t = Instant::now();
+                let r = http.get(format!("{base}/api/v1/workflows/{p}/development")).bearer_auth(&token).send().await;
+                let ok = match r {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if !ok {
+                    bad += 1;
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            (lat, bad)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, b) = t.await.map_err(|e| fail(&e))?;
+        lat.extend(l);
+        errors += b;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"scenario": "list_workflows", "projects": projects, "bindings": bindings + 50, "clients": CLIENTS, "requests": lat.len(),
+               "errors": errors, "p50_ms": percentile(lat.clone(), 0.5), "p99_ms": percentile(lat.clone(), 0.99),
+               "max_ms": percentile(lat, 1.0), "requests_per_s": (CLIENTS * per_client) as f64 / wall})
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    if args.database_url.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+fn percentile(mut xs: Vec<f64>, q: f64) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
+    xs[i.min(xs.len() - 1)]
 }

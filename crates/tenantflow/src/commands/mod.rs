@@ -1,5 +1,7 @@
 //! One module per command. Client commands talk to the server over HTTP only.
 
+mod apply;
+mod auth;
 mod bench;
 mod demo;
 mod get;
@@ -58,6 +60,8 @@ pub async fn run(cli: Cli, started: std::time::Instant) -> Result<(), CliError> 
                     Ok(())
                 }
                 Command::Register(args) => register::run(&client, &args, cli.output).await,
+                Command::Apply(args) => apply::run(&client, &args).await,
+                Command::Auth(c) => auth::run(&client, &c, cli.output).await,
                 Command::Serve(_) | Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
             }
         }
