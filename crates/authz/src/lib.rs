@@ -8,6 +8,7 @@
 mod matcher;
 mod permission;
 mod policy;
+pub mod templates;
 
 pub use matcher::Matcher;
 pub use permission::{Action, PermSet, Permission, Resource};

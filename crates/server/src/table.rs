@@ -218,6 +218,40 @@ pub fn routes() -> Vec<RouteDef> {
         ),
         r(
             Method::GET,
+            "/api/v1/me/tokens",
+            Authenticated,
+            "List my personal credentials",
+            "access",
+            get(rbac::my_tokens),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/me/tokens",
+            Authenticated,
+            "Mint a personal credential (shown once)",
+            "access",
+            post(rbac::create_my_token),
+        )
+        .body(JSON, s::<rbac::UserTokenBody>)
+        .response(s::<rbac::CreatedToken>),
+        r(
+            Method::DELETE,
+            "/api/v1/me/tokens/{id}",
+            Authenticated,
+            "Revoke one of my personal credentials",
+            "access",
+            delete(rbac::revoke_my_token),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/role_templates",
+            Authenticated,
+            "Built-in role templates (owner, contributor)",
+            "access",
+            get(rbac::templates),
+        ),
+        r(
+            Method::GET,
             "/api/v1/authz/explain",
             Authenticated,
             "Why a permission is allowed or denied on a project and domain",

@@ -112,6 +112,30 @@ impl PlatformStore<'_> {
         rows.iter().map(token_from_row).collect()
     }
 
+    /// Live credentials minted for one user, newest first.
+    pub async fn list_user_tokens(&self, subject: &str) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE kind = 'user' AND subject = $1 AND revoked_at IS NULL ORDER BY created_at DESC"
+        ))
+        .bind(subject)
+        .fetch_all(&self.store.read)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes one of a user's own credentials; false when they have no such live credential.
+    pub async fn revoke_user_token(&self, subject: &str, id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND kind = 'user' AND subject = $3 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(subject)
+        .execute(&self.store.write)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Revokes a tenant's credential; false when the tenant has no such live credential.
     pub async fn revoke_tenant_token(&self, tenant: &str, id: &str) -> Result<bool> {
         let r =

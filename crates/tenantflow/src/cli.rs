@@ -151,7 +151,7 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// projects, tenants, tasks, workflows or launchplans (singular forms and `lp`, `wf` work too).
+    /// projects, tenants, tasks, workflows, launchplans, roles, bindings or tokens (singular forms and `lp`, `wf` work too).
     pub resource: String,
     /// A name: one project or tenant, or an entity's versions.
     pub name: Option<String>,
@@ -161,6 +161,9 @@ pub struct GetArgs {
     pub project: Option<String>,
     #[arg(short = 'd', long)]
     pub domain: Option<String>,
+    /// The tenant, for roles, bindings and tokens.
+    #[arg(short = 't', long)]
+    pub tenant: Option<String>,
     /// Stop after this many items.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -184,6 +187,18 @@ pub enum CreateCommand {
         /// Labels as key=value; repeatable.
         #[arg(long = "label")]
         labels: Vec<String>,
+    },
+    /// Mint a service-account credential in a tenant (printed once).
+    Token {
+        /// Service-account name.
+        service_account: String,
+        #[arg(short = 't', long)]
+        tenant: String,
+        /// Lifetime such as 90d; default: no expiry.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
     },
     /// Create a tenant.
     Tenant {

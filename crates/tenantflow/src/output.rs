@@ -27,7 +27,10 @@ fn cell(v: &Value, pointer: &str) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| x.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| x.to_string()))
+            .map(|x| match x {
+                Value::String(s) => s.clone(),
+                x => x.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| x.to_string()),
+            })
             .collect::<Vec<_>>()
             .join(","),
         Some(other) if pointer.ends_with("_at") => other.as_i64().map(format_ms).unwrap_or_else(|| other.to_string()),

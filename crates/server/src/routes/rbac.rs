@@ -25,11 +25,16 @@ pub struct RoleBody {
     pub name: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// A built-in template (`owner`, `contributor`) supplying permissions and domains.
+    #[serde(default)]
+    pub template: Option<String>,
     /// `resource:action` patterns, e.g. `workflows:create`, `executions:*`.
+    #[serde(default)]
     pub permissions: Vec<String>,
     /// Project names or patterns (`*`, `ml-*`) of this tenant.
     pub projects: Vec<String>,
     /// Domain names or patterns.
+    #[serde(default)]
     pub domains: Vec<String>,
 }
 
@@ -97,8 +102,26 @@ async fn tenant_exists(s: &AppState, tenant: &str) -> ApiResult<()> {
     }
 }
 
-fn record(tenant: &str, name: &str, b: RoleBody) -> RoleRecord {
-    RoleRecord {
+fn record(tenant: &str, name: &str, mut b: RoleBody) -> ApiResult<RoleRecord> {
+    if let Some(t) = &b.template {
+        let Some(tpl) = tf_authz::templates::template(t) else {
+            return Err(ApiError::invalid(
+                "template",
+                format!("unknown template `{t}`; expected owner or contributor"),
+            ));
+        };
+        if !b.permissions.is_empty() {
+            return Err(ApiError::invalid("permissions", "give a template or permissions, not both"));
+        }
+        b.permissions = tpl.permissions.iter().map(|s| s.to_string()).collect();
+        if b.domains.is_empty() {
+            b.domains = tpl.domains.iter().map(|s| s.to_string()).collect();
+        }
+        if b.description.is_empty() {
+            b.description = tpl.description.to_string();
+        }
+    }
+    Ok(RoleRecord {
         tenant: Some(tenant.to_string()),
         name: name.to_string(),
         description: b.description,
@@ -107,7 +130,7 @@ fn record(tenant: &str, name: &str, b: RoleBody) -> RoleRecord {
         domains: b.domains,
         created_at: 0,
         updated_at: 0,
-    }
+    })
 }
 
 /// Stores a role after checking it and that the caller holds everything it grants.
@@ -147,7 +170,7 @@ pub async fn create_role(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     tenant_exists(&s, &tenant).await?;
     let name = b.name.clone().ok_or_else(|| ApiError::invalid("name", "required"))?;
-    put(&s, &who, record(&tenant, &name, b), true).await
+    put(&s, &who, record(&tenant, &name, b)?, true).await
 }
 
 pub async fn get_role(
@@ -175,7 +198,7 @@ pub async fn put_role(
     if b.name.as_deref().is_some_and(|n| n != role) {
         return Err(ApiError::invalid("name", "must match the role in the path"));
     }
-    put(&s, &who, record(&tenant, &role, b), false).await
+    put(&s, &who, record(&tenant, &role, b)?, false).await
 }
 
 pub async fn delete_role(
@@ -297,6 +320,68 @@ pub async fn revoke_token(
 ) -> ApiResult<Json<Value>> {
     tenant_exists(&s, &tenant).await?;
     if !s.store.platform().revoke_tenant_token(&tenant, &id).await? {
+        return Err(ApiError::not_found(format!("credential `{id}` not found")));
+    }
+    s.tokens.evict_id(&id);
+    Ok(Json(json!({"status": "revoked", "id": id})))
+}
+
+pub async fn templates() -> Json<Value> {
+    let items: Vec<Value> = tf_authz::templates::TEMPLATES
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "permissions": t.permissions, "domains": t.domains}))
+        .collect();
+    Json(json!({"items": items}))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserTokenBody {
+    #[serde(default)]
+    pub description: String,
+    /// Lifetime such as `30d`; default 90 days.
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+/// Users (signed in through OIDC, or with a user credential) mint credentials for themselves.
+/// Such a credential acts with the user's own bindings; group memberships come only with OIDC.
+fn user_subject(who: &Principal) -> ApiResult<&str> {
+    match who.kind.as_str() {
+        "oidc" | "user" => Ok(&who.subject),
+        _ => Err(ApiError::new(
+            Code::PermissionDenied,
+            "only users mint personal credentials; service accounts get theirs from a tenant administrator",
+        )),
+    }
+}
+
+pub async fn my_tokens(State(s): State<AppState>, Extension(who): Extension<Principal>) -> ApiResult<Json<Value>> {
+    let subject = user_subject(&who)?;
+    Ok(Json(json!({"items": s.store.platform().list_user_tokens(subject).await?})))
+}
+
+pub async fn create_my_token(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    JsonBody(b): JsonBody<UserTokenBody>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let subject = user_subject(&who)?.to_string();
+    let d = super::parse_duration(b.expires_in.as_deref().unwrap_or("90d"))
+        .map_err(|e| ApiError::invalid("expires_in", e))?;
+    let expires_at = Some(tf_store::now_ms() + d.as_millis() as i64);
+    let desc = if b.description.is_empty() { "personal credential".to_string() } else { b.description };
+    let t = s.store.platform().create_token("user", &subject, None, &desc, expires_at).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token: t.secret, info: t.info })))
+}
+
+pub async fn revoke_my_token(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<Value>> {
+    let subject = user_subject(&who)?;
+    if !s.store.platform().revoke_user_token(subject, &id).await? {
         return Err(ApiError::not_found(format!("credential `{id}` not found")));
     }
     s.tokens.evict_id(&id);

@@ -16,6 +16,28 @@ pub const PROJECT_COLUMNS: &[Column] = &[
 ];
 pub const TENANT_COLUMNS: &[Column] =
     &[("ID", "/id"), ("NAME", "/name"), ("TIER", "/tier"), ("STATE", "/state"), ("CREATED", "/created_at")];
+const ROLE_COLUMNS: &[Column] = &[
+    ("NAME", "/name"),
+    ("TENANT", "/tenant"),
+    ("PERMISSIONS", "/permissions"),
+    ("PROJECTS", "/projects"),
+    ("DOMAINS", "/domains"),
+];
+const BINDING_COLUMNS: &[Column] = &[
+    ("ROLE", "/role"),
+    ("KIND", "/subject_kind"),
+    ("SUBJECT", "/subject"),
+    ("CREATED", "/created_at"),
+    ("BY", "/created_by"),
+];
+pub const TOKEN_COLUMNS: &[Column] = &[
+    ("ID", "/id"),
+    ("KIND", "/kind"),
+    ("SUBJECT", "/subject"),
+    ("TENANT", "/tenant"),
+    ("EXPIRES", "/expires_at"),
+    ("LAST USED", "/last_used_at"),
+];
 const SUMMARY_COLUMNS: &[Column] =
     &[("NAME", "/name"), ("LATEST", "/latest_version"), ("VERSIONS", "/versions"), ("UPDATED", "/updated_at")];
 const VERSION_COLUMNS: &[Column] = &[
@@ -46,6 +68,32 @@ pub async fn run(client: &Client, a: &GetArgs, format: Format) -> Result<(), Cli
             Some(n) => print(format, &client.get(&format!("/api/v1/tenants/{n}")).await?, TENANT_COLUMNS),
             None => print(format, &Value::Array(client.get_all("/api/v1/tenants", a.limit).await?), TENANT_COLUMNS),
         },
+        "role" | "roles" | "binding" | "bindings" | "token" | "tokens" => {
+            let Some(t) = &a.tenant else {
+                return Err(CliError::Usage(format!("`get {}` needs --tenant/-t", a.resource)));
+            };
+            match (a.resource.trim_end_matches('s'), &a.name) {
+                ("role", Some(n)) => {
+                    print(format, &client.get(&format!("/api/v1/tenants/{t}/roles/{n}")).await?, ROLE_COLUMNS)
+                }
+                ("role", None) => print(
+                    format,
+                    &Value::Array(client.get_all(&format!("/api/v1/tenants/{t}/roles"), a.limit).await?),
+                    ROLE_COLUMNS,
+                ),
+                ("binding", _) => {
+                    let path = match &a.name {
+                        Some(role) => format!("/api/v1/tenants/{t}/bindings?role={role}"),
+                        None => format!("/api/v1/tenants/{t}/bindings"),
+                    };
+                    print(format, &Value::Array(client.get_all(&path, a.limit).await?), BINDING_COLUMNS)
+                }
+                _ => {
+                    let v = client.get(&format!("/api/v1/tenants/{t}/tokens")).await?;
+                    print(format, &v["items"], TOKEN_COLUMNS)
+                }
+            }
+        }
         r => {
             let Some(seg) = entity_path(r) else {
                 return Err(CliError::Usage(format!(

@@ -90,6 +90,26 @@ async fn create(client: &Client, c: CreateCommand, format: crate::cli::Format) -
             let p = client.post_json("/api/v1/projects", &body).await?;
             print(format, &p, get::PROJECT_COLUMNS);
         }
+        CreateCommand::Token { service_account, tenant, expires_in, description } => {
+            let mut body = json!({"service_account": service_account});
+            if let Some(e) = expires_in {
+                body["expires_in"] = json!(e);
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            let t = client.post_json(&format!("/api/v1/tenants/{tenant}/tokens"), &body).await?;
+            match format {
+                crate::cli::Format::Table => {
+                    eprintln!(
+                        "credential {} for service account {service_account} in {tenant}; it is shown only now:",
+                        t["id"].as_str().unwrap_or("?")
+                    );
+                    println!("{}", t["token"].as_str().unwrap_or(""));
+                }
+                _ => print(format, &t, &[]),
+            }
+        }
         CreateCommand::Tenant { id, name, tier } => {
             let mut body = json!({"id": id});
             if let Some(n) = name {

@@ -52,7 +52,7 @@ fn body(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
     }
 }
 
-fn admission(b: &Value) -> bool {
+pub fn admission(b: &Value) -> bool {
     b["details"]["admission"] == json!(true)
 }
 

@@ -205,6 +205,98 @@ async fn seed_access_control_verification() {
         assert!(ml["domains"]["development"].as_array().unwrap().contains(&json!("workflows:create")));
         assert_eq!(ml["domains"]["production"], json!([]));
 
+        // A personal credential acts as its user; revoking it locks it out at once.
+        let (s, t) = srv
+            .call(
+                "POST",
+                "/api/v1/me/tokens",
+                Some(&alice),
+                Some(("application/json", json!({"expires_in": "1d"}).to_string().into_bytes())),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let personal = t["token"].as_str().unwrap().to_string();
+        assert_eq!(
+            srv.call("GET", "/api/v1/workflows/ml-alpha/development", Some(&personal), None).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            srv.call("GET", "/api/v1/workflows/data-beta/development", Some(&personal), None).await.0,
+            StatusCode::NOT_FOUND
+        );
+        let (_, mine) = srv.call("GET", "/api/v1/me/tokens", Some(&alice), None).await;
+        assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+        let id = t["id"].as_str().unwrap();
+        assert_eq!(
+            srv.call("DELETE", &format!("/api/v1/me/tokens/{id}"), Some(&bob), None).await.0,
+            StatusCode::NOT_FOUND,
+            "not bob's"
+        );
+        assert_eq!(srv.call("DELETE", &format!("/api/v1/me/tokens/{id}"), Some(&alice), None).await.0, StatusCode::OK);
+        assert_eq!(
+            srv.call("GET", "/api/v1/workflows/ml-alpha/development", Some(&personal), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // The seed's owner/contributor roles are built-in templates.
+        let (s, b) = srv
+            .put(
+                "/api/v1/tenants/team-alpha/roles/ws-contributor",
+                &json!({"template": "contributor", "projects": ["ml-alpha"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["role"]["domains"], json!(["development", "staging"]));
+        srv.bind("team-alpha", "ws-contributor", "user", "carol@company.com").await;
+        let carol = as_("carol@company.com", &[]);
+        let q = |perm: &str, d: &str| format!("/api/v1/authz/explain?permission={perm}&project=ml-alpha&domain={d}");
+        assert_eq!(
+            srv.call("GET", &q("executions:create", "staging"), Some(&carol), None).await.1["explanation"]["decision"],
+            "allowed"
+        );
+        assert_eq!(
+            srv.call("GET", &q("executions:create", "production"), Some(&carol), None).await.1["explanation"]
+                ["decision"],
+            "denied"
+        );
+
+        // A tenant administrator manages their tenant's access, never beyond what they hold.
+        srv.role("team-alpha", "alpha-admin", &["roles:*", "workflows:*", "projects:create"], &["*"], &["*"]).await;
+        srv.bind("team-alpha", "alpha-admin", "user", "ada@company.com").await;
+        let ada = as_("ada@company.com", &[]);
+        let role = |perms: &[&str]| {
+            Some((
+                "application/json",
+                json!({"permissions": perms, "projects": ["ml-alpha"], "domains": ["development"]})
+                    .to_string()
+                    .into_bytes(),
+            ))
+        };
+        let (s, b) =
+            srv.call("PUT", "/api/v1/tenants/team-alpha/roles/readers", Some(&ada), role(&["workflows:read"])).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, b) = srv
+            .call("PUT", "/api/v1/tenants/team-alpha/roles/killers", Some(&ada), role(&["executions:terminate"]))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "no escalation: {b}");
+        let (s, _) =
+            srv.call("PUT", "/api/v1/tenants/team-beta/roles/readers", Some(&ada), role(&["workflows:read"])).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "another tenant is invisible");
+        let (s, b) = srv
+            .call(
+                "POST",
+                "/api/v1/projects",
+                Some(&ada),
+                Some((
+                    "application/json",
+                    json!({"id": "ml-gamma-new", "tenant": "team-alpha"}).to_string().into_bytes(),
+                )),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (_, l) = srv.call("GET", "/api/v1/projects", Some(&ada), None).await;
+        assert!(l["items"].as_array().unwrap().iter().any(|p| p["id"] == "ml-gamma-new"), "{l}");
+
         // Removing a binding takes effect on the very next request.
         let del =
             "/api/v1/tenants/team-alpha/bindings?role=alpha-developer&subject_kind=user&subject=alice@company.com";
