@@ -54,6 +54,16 @@ pub fn subject_of(kind: SubjectKind, tenant: Option<&str>, name: &str) -> Subjec
 impl Authz {
     /// Builds the index from everything in the store.
     pub async fn load(store: &Store) -> Result<Authz, tf_store::Error> {
+        Ok(Authz { policy: RwLock::new(Self::build(store).await?) })
+    }
+
+    /// Swaps in a freshly built policy.
+    pub fn replace(&self, p: Policy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    /// Reads everything access depends on from the store into a new policy.
+    pub async fn build(store: &Store) -> Result<Policy, tf_store::Error> {
         let snap = store.platform().policy_snapshot().await?;
         let mut p = Policy::new();
         for (project, tenant) in &snap.projects {
@@ -70,7 +80,7 @@ impl Authz {
         for b in &snap.bindings {
             Self::bind_record(&mut p, b);
         }
-        Ok(Authz { policy: RwLock::new(p) })
+        Ok(p)
     }
 
     fn bind_record(p: &mut Policy, b: &BindingRecord) {

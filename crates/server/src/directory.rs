@@ -17,6 +17,14 @@ impl Directory {
         Ok(Directory { projects: RwLock::new(all.into_iter().map(|p| (p.id.clone(), Arc::new(p))).collect()) })
     }
 
+    /// Replaces the whole directory with the store's current projects.
+    pub async fn reload(&self, store: &Store) -> Result<(), tf_store::Error> {
+        let fresh = Directory::load(store).await?;
+        let map = fresh.projects.into_inner().unwrap_or_else(|e| e.into_inner());
+        *self.projects.write().unwrap_or_else(|e| e.into_inner()) = map;
+        Ok(())
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Project>> {
         self.projects.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }

@@ -13,6 +13,7 @@ pub mod error;
 mod extract;
 pub mod oidc;
 mod openapi;
+mod refresh;
 mod routes;
 pub mod table;
 mod token_cache;
@@ -64,11 +65,15 @@ pub struct AppState {
     pub(crate) admins: Arc<PlatformAdmins>,
     pub(crate) tokens: Arc<token_cache::TokenCache>,
     pub(crate) directory: Arc<directory::Directory>,
+    pub(crate) generation: Arc<refresh::Generation>,
     pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
 }
 
 impl AppState {
     pub async fn new(store: Store, auth: &AuthOptions) -> Result<AppState, StartError> {
+        // Read the generation first: a change made while loading triggers a rebuild.
+        let generation =
+            store.access_generation().await.map_err(|e| StartError(format!("cannot read the store: {e}")))?;
         let authz =
             authz::Authz::load(&store).await.map_err(|e| StartError(format!("cannot load access rules: {e}")))?;
         let directory =
@@ -85,6 +90,7 @@ impl AppState {
             admins: Arc::new(auth.platform_admins.clone()),
             tokens: Arc::new(Default::default()),
             directory: Arc::new(directory),
+            generation: Arc::new(refresh::Generation::new(generation)),
             access: Arc::new(access),
         })
     }
@@ -112,6 +118,7 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Store,
+    refresher: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -120,7 +127,8 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let r = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let r = (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.refresher.abort();
         self.store.close().await;
         r
     }
@@ -128,7 +136,11 @@ impl RunningServer {
     /// Waits until the server stops (after [`RunningServer::shutdown`] or a fatal error).
     pub async fn wait(mut self, stop: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
         tokio::select! {
-            r = &mut self.task => { self.store.close().await; return r.unwrap_or_else(|e| Err(std::io::Error::other(e))); }
+            r = &mut self.task => {
+                self.refresher.abort();
+                self.store.close().await;
+                return r.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            }
             _ = stop => {}
         }
         self.shutdown().await
@@ -154,6 +166,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
     let state = AppState::new(store.clone(), &opts.auth).await?;
+    let refresher = tokio::spawn(refresh::run(state.clone()));
     let app = router(state, opts.max_body_bytes);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -163,7 +176,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
             })
             .await
     });
-    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store })
+    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store, refresher })
 }
 
 /// Why the server could not start; the message is for the operator, as is.

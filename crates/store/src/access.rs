@@ -99,6 +99,9 @@ impl RoleStore<'_> {
                 "created"
             }
         };
+        if status != "unchanged" {
+            crate::db::bump_access(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(status)
     }
@@ -138,6 +141,7 @@ impl RoleStore<'_> {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        crate::db::bump_access(&mut tx).await?;
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
@@ -176,6 +180,7 @@ impl RoleStore<'_> {
         .bind(actor)
         .execute(&mut *tx)
         .await?;
+        crate::db::bump_access(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -213,12 +218,16 @@ impl RoleStore<'_> {
             .map_err(|e| if Error::is_unique_violation(&e) { Error::Conflict("concurrent change; retry".into()) } else { e.into() })?;
             added += 1;
         }
+        if added > 0 {
+            crate::db::bump_access(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(added)
     }
 
     /// Removes a binding; false when it did not exist.
     pub async fn unbind(&self, role: &str, kind: &str, subject: &str) -> Result<bool> {
+        let mut tx = self.store.write.begin().await?;
         let r = sqlx::query(
             "DELETE FROM role_bindings WHERE tenant_id = $1 AND role = $2 AND subject_kind = $3 AND subject = $4",
         )
@@ -226,8 +235,12 @@ impl RoleStore<'_> {
         .bind(role)
         .bind(kind)
         .bind(subject)
-        .execute(&self.store.write)
+        .execute(&mut *tx)
         .await?;
+        if r.rows_affected() > 0 {
+            crate::db::bump_access(&mut tx).await?;
+        }
+        tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
 

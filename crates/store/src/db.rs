@@ -92,6 +92,11 @@ impl Store {
         TenantStore { store: self, tenant: tenant.to_string() }
     }
 
+    /// The access generation: it changes whenever projects, roles or bindings change.
+    pub async fn access_generation(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT value FROM access_generation WHERE id = 1").fetch_one(&self.read).await?)
+    }
+
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").fetch_one(&self.read).await?;
@@ -134,4 +139,10 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Bumps the access generation inside the caller's transaction.
+pub(crate) async fn bump_access(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE access_generation SET value = value + 1 WHERE id = 1").execute(&mut **tx).await?;
+    Ok(())
 }

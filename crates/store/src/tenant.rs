@@ -102,6 +102,7 @@ impl TenantStore<'_> {
             }
             Err(e) => return Err(e.into()),
         }
+        crate::db::bump_access(&mut tx).await?;
         tx.commit().await?;
         self.get_project(&p.id).await?.ok_or_else(|| Error::Corrupt("project vanished".into()))
     }
@@ -167,6 +168,7 @@ impl TenantStore<'_> {
         .bind(p.updated_at)
         .execute(&mut *tx)
         .await?;
+        crate::db::bump_access(&mut tx).await?;
         tx.commit().await?;
         Ok(p)
     }

@@ -59,6 +59,7 @@ pub async fn project_scope<'a>(state: &'a AppState, project: &str) -> ApiResult<
 pub fn project_changed(state: &AppState, p: &Project) {
     state.authz.update(|policy| policy.set_project(&p.id, &p.tenant));
     state.directory.put(p.clone());
+    state.generation.note_own_write();
 }
 
 /// Like [`project_scope`], and the domain must be one of the project's.

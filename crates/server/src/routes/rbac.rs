@@ -148,6 +148,9 @@ async fn put(s: &AppState, who: &Principal, r: RoleRecord, create_only: bool) ->
     }
     let status = roles.put_role(&r).await?;
     s.authz.update(|p| p.upsert_role(def));
+    if status != "unchanged" {
+        s.generation.note_own_write();
+    }
     let code = if status == "created" { StatusCode::CREATED } else { StatusCode::OK };
     let stored = roles.get_role(&r.name).await?;
     Ok((code, Json(json!({"status": status, "role": stored}))))
@@ -219,6 +222,7 @@ pub async fn delete_role(
     }
     roles.delete_role(&role).await?;
     s.authz.update(|p| p.remove_role(Some(&tenant), &role));
+    s.generation.note_own_write();
     Ok(Json(json!({"status": "deleted", "role": role})))
 }
 
@@ -262,6 +266,9 @@ pub async fn create_binding(
         created_by: who.subject.clone(),
     };
     s.authz.bind(&rec);
+    if created {
+        s.generation.note_own_write();
+    }
     let code = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((code, Json(json!({"status": if created { "created" } else { "unchanged" }, "binding": rec}))))
 }
@@ -282,6 +289,7 @@ pub async fn delete_binding(
         return Err(ApiError::not_found("no such binding"));
     }
     s.authz.update(|p| p.unbind(&subject_of(kind, Some(&tenant), &subject), Some(&tenant), &role));
+    s.generation.note_own_write();
     Ok(Json(json!({"status": "deleted"})))
 }
 

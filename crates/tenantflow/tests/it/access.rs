@@ -146,3 +146,37 @@ on_every_backend!(a_credential_without_grants_sees_and_changes_nothing, |srv| {
     assert_eq!(srv.get("/api/v1/projects/intruder").await.0, StatusCode::NOT_FOUND);
     srv.stop().await;
 });
+
+on_every_backend!(replicas_sharing_a_database_converge_on_access_changes, |srv| {
+    // Invariant: a change of access made through one server holds on every server sharing the
+    // database within a couple of seconds — a removed binding stops working everywhere.
+    let (replica, base) = srv.replica().await;
+    srv.project("ml-alpha", "team-alpha", &["development"]).await;
+    srv.role("team-alpha", "reader", &["workflows:read"], &["ml-alpha"], &["*"]).await;
+    let sa = srv.service_account("team-alpha", "robot", "reader").await;
+    let on_replica = |tok: String| {
+        let url = format!("{base}/api/v1/workflows/ml-alpha/development");
+        async move { reqwest::Client::new().get(url).bearer_auth(tok).send().await.unwrap().status() }
+    };
+    let wait_for = |want: StatusCode| {
+        let on_replica = &on_replica;
+        let sa = sa.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let got = on_replica(sa.clone()).await;
+                if got == want {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "replica still answers {got}, expected {want}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(StatusCode::OK).await;
+    let del = "/api/v1/tenants/team-alpha/bindings?role=reader&subject_kind=service_account&subject=robot";
+    assert_eq!(srv.call("DELETE", del, Some(&srv.admin), None).await.0, StatusCode::OK);
+    wait_for(StatusCode::NOT_FOUND).await;
+    replica.shutdown().await.unwrap();
+    srv.stop().await;
+});

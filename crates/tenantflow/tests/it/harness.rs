@@ -102,6 +102,20 @@ impl TestServer {
         TestServer { _db: db, server: Some(server), base, admin, http }
     }
 
+    /// Another server over the same database, as a second replica would be.
+    pub async fn replica(&self) -> (RunningServer, String) {
+        let opts = ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: self._db.dir.path().to_path_buf(),
+            database_url: self._db.url.clone(),
+            max_body_bytes: 1 << 20,
+            auth: Default::default(),
+        };
+        let r = tf_server::start(&opts).await.expect("replica starts");
+        let base = format!("http://{}", r.addr);
+        (r, base)
+    }
+
     pub fn store(&self) -> &Store {
         self.server.as_ref().expect("running").store()
     }
