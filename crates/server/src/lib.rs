@@ -11,6 +11,7 @@ mod bootstrap;
 mod directory;
 pub mod error;
 mod extract;
+mod listing_cache;
 pub mod oidc;
 mod openapi;
 mod refresh;
@@ -66,6 +67,7 @@ pub struct AppState {
     pub(crate) tokens: Arc<token_cache::TokenCache>,
     pub(crate) directory: Arc<directory::Directory>,
     pub(crate) generation: Arc<refresh::Generation>,
+    pub(crate) listings: Arc<listing_cache::ListingCache>,
     pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
 }
 
@@ -74,6 +76,8 @@ impl AppState {
         // Read the generation first: a change made while loading triggers a rebuild.
         let generation =
             store.access_generation().await.map_err(|e| StartError(format!("cannot read the store: {e}")))?;
+        let registry =
+            store.registry_generation().await.map_err(|e| StartError(format!("cannot read the store: {e}")))?;
         let authz =
             authz::Authz::load(&store).await.map_err(|e| StartError(format!("cannot load access rules: {e}")))?;
         let directory =
@@ -91,6 +95,7 @@ impl AppState {
             tokens: Arc::new(Default::default()),
             directory: Arc::new(directory),
             generation: Arc::new(refresh::Generation::new(generation)),
+            listings: Arc::new(listing_cache::ListingCache::new(registry)),
             access: Arc::new(access),
         })
     }

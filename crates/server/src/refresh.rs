@@ -42,6 +42,11 @@ pub async fn run(state: AppState) {
 }
 
 async fn poll(state: &AppState) -> Result<(), tf_store::Error> {
+    // Registrations by anyone (ours included, harmlessly) empty the listing cache.
+    let registry = state.store.registry_generation().await?;
+    if registry > state.listings.generation() {
+        state.listings.advance(registry);
+    }
     let g = &state.generation;
     let current = state.store.access_generation().await?;
     let seen = g.seen.load(Ordering::SeqCst);

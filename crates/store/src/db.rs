@@ -97,6 +97,11 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT value FROM access_generation WHERE id = 1").fetch_one(&self.read).await?)
     }
 
+    /// The registry generation: it changes whenever an entity is registered.
+    pub async fn registry_generation(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT value FROM access_generation WHERE id = 2").fetch_one(&self.read).await?)
+    }
+
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").fetch_one(&self.read).await?;
@@ -144,5 +149,11 @@ pub fn redact(url: &str) -> String {
 /// Bumps the access generation inside the caller's transaction.
 pub(crate) async fn bump_access(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
     sqlx::query("UPDATE access_generation SET value = value + 1 WHERE id = 1").execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Bumps the registry generation inside the caller's transaction.
+pub(crate) async fn bump_registry(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE access_generation SET value = value + 1 WHERE id = 2").execute(&mut **tx).await?;
     Ok(())
 }

@@ -15,6 +15,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "foundation", sql: include_str!("../migrations/0001_foundation.sql") },
     Migration { version: 2, name: "access", sql: include_str!("../migrations/0002_access.sql") },
     Migration { version: 3, name: "access_generation", sql: include_str!("../migrations/0003_access_generation.sql") },
+    Migration {
+        version: 4,
+        name: "registry_generation",
+        sql: include_str!("../migrations/0004_registry_generation.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"

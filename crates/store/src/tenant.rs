@@ -360,6 +360,9 @@ impl TenantStore<'_> {
                 status: status.into(),
             });
         }
+        if out.iter().any(|o| o.status == "created") {
+            crate::db::bump_registry(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(out)
     }

@@ -13,9 +13,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tf_model::compile::{external_refs, Interface, Resolved};
 use tf_model::{compile_bundle, parse_bundle, EntityKind};
-use tf_store::{EntityRecord, EntitySummary, Page, ProjectState, RegisterOutcome};
+use tf_store::{EntityRecord, Page, ProjectState, RegisterOutcome};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +96,9 @@ pub async fn register(
     }
     let compiled = compile_bundle(&bundle, &version, &lookup)?;
     let entities = scope.register(&project, &domain, &compiled, &who.subject).await?;
+    if entities.iter().any(|e| e.status == "created") {
+        s.listings.bump_local();
+    }
     let status = if entities.iter().any(|e| e.status == "created") { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(RegisterResponse { project, domain, version, entities })))
 }
@@ -105,9 +109,22 @@ pub async fn list(
     s: AppState,
     (project, domain): (String, String),
     q: PageQuery,
-) -> ApiResult<Json<Page<EntitySummary>>> {
-    let (scope, _) = domain_scope(&s, &project, &domain).await?;
-    Ok(Json(scope.list_entities(&project, &domain, kind, &q.page()?).await?))
+) -> ApiResult<Json<Arc<serde_json::Value>>> {
+    let (scope, p) = domain_scope(&s, &project, &domain).await?;
+    let page = q.page()?;
+    let key =
+        (p.tenant.clone(), project.clone(), domain.clone(), kind.storage_name(), page.limit(), page.token.clone());
+    if let Some(hit) = s.listings.get(&key) {
+        return Ok(Json(hit));
+    }
+    let at = s.listings.generation();
+    let listing =
+        Arc::new(serde_json::to_value(scope.list_entities(&project, &domain, kind, &page).await?).map_err(|e| {
+            tracing::error!(error = %e, "listing does not serialise");
+            ApiError::internal()
+        })?);
+    s.listings.put(key, at, listing.clone());
+    Ok(Json(listing))
 }
 
 /// `GET /api/v1/{kind}/{project}/{domain}/{name}`: versions, newest first.

@@ -177,6 +177,27 @@ on_every_backend!(replicas_sharing_a_database_converge_on_access_changes, |srv| 
     let del = "/api/v1/tenants/team-alpha/bindings?role=reader&subject_kind=service_account&subject=robot";
     assert_eq!(srv.call("DELETE", del, Some(&srv.admin), None).await.0, StatusCode::OK);
     wait_for(StatusCode::NOT_FOUND).await;
+    // Registrations through one server show in the other's (cached) listings too.
+    let admin = srv.admin.clone();
+    let list = |base: String| {
+        let admin = admin.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}/api/v1/tasks/ml-alpha/development"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap();
+            r.json::<serde_json::Value>().await.unwrap()["items"].as_array().map(|a| a.len()).unwrap_or(0)
+        }
+    };
+    assert_eq!(list(base.clone()).await, 0);
+    assert_eq!(srv.register("ml-alpha", "development", "v1", ALPHA).await.0, StatusCode::CREATED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while list(base.clone()).await != 2 {
+        assert!(std::time::Instant::now() < deadline, "the replica never showed the new registration");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     replica.shutdown().await.unwrap();
     srv.stop().await;
 });

@@ -72,7 +72,10 @@ on_every_backend!(seed_projects_register_and_read_back, |srv| {
     let (_, t) = srv.get("/api/v1/tasks/ml-alpha/development/load-data/v1").await;
     assert_eq!(t["spec"]["retries"], 2);
 
-    // The changed content under a new version is fine; listings show both versions, newest first.
+    // The changed content under a new version is fine; listings show both versions, newest first
+    // (a listing read before the registration is not served stale after it).
+    let (_, before) = srv.get("/api/v1/tasks/ml-alpha/development").await;
+    assert_eq!(before["items"][0]["latest_version"], "v1");
     let (s, _) = srv.register("ml-alpha", "development", "v2", &changed).await;
     assert_eq!(s, StatusCode::CREATED);
     let (_, l) = srv.get("/api/v1/tasks/ml-alpha/development").await;
