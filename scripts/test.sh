@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, and integration tests on SQLite and PostgreSQL.
-# PostgreSQL comes from Debian's `postgresql` package (installed here when running as root
-# with apt, else skipped with a note unless TENANTFLOW_REQUIRE_ALL=1).
+# PostgreSQL and the task sandbox come from Debian's `postgresql` and `bubblewrap` packages
+# (installed here when running as root with apt, else the tests needing them skip with a note
+# unless TENANTFLOW_REQUIRE_ALL=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v bwrap >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing PostgreSQL for the tests (apt-get install postgresql)" >&2
+    echo "installing PostgreSQL and bubblewrap for the tests" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq postgresql >/dev/null
+    apt-get install -y -qq postgresql bubblewrap >/dev/null
   fi
 fi
 if [ -z "${TENANTFLOW_TEST_DATABASE_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

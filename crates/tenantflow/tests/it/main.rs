@@ -6,6 +6,7 @@
 mod access;
 mod api;
 mod cli;
+mod executor;
 mod harness;
 mod matrix;
 mod oidc;
