@@ -156,3 +156,39 @@ fn read_token(path: &Path) -> Result<String, CliError> {
         .map(|s| s.trim().to_string())
         .map_err(|e| CliError::Usage(format!("cannot read credential file {}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_defaults_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tf.yaml");
+        std::fs::write(
+            &file,
+            "listen: 127.0.0.1:7001\ndata_dir: /from/file\nlimits: {max_body_bytes: 2048}\nauth: {oidc: {issuer: https://idp.example.com/, audience: tf}}\n",
+        )
+        .unwrap();
+        // The only test in this binary that touches these variables.
+        std::env::set_var("TENANTFLOW_LIMITS__MAX_BODY_BYTES", "4096");
+        std::env::set_var("TENANTFLOW_LISTEN", "127.0.0.1:7002");
+        let args =
+            ServeArgs { config: Some(file.clone()), listen: Some("127.0.0.1:7003".into()), ..Default::default() };
+        let cfg = load_server(&args).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:7003", "flags win");
+        assert_eq!(cfg.limits.max_body_bytes, 4096, "env beats the file");
+        assert_eq!(cfg.data_dir, PathBuf::from("/from/file"), "the file beats defaults");
+        assert_eq!(cfg.log.format, "text", "defaults fill the rest");
+        assert_eq!(cfg.auth.oidc.as_ref().unwrap().user_claim, "email");
+        let no_flags = ServeArgs { config: Some(file), ..Default::default() };
+        assert_eq!(load_server(&no_flags).unwrap().listen, "127.0.0.1:7002", "env beats the file");
+        std::env::set_var("TENANTFLOW_LIMITS__MAX_BODY_BYTES", "lots");
+        let e = load_server(&no_flags).unwrap_err().to_string();
+        assert!(e.to_lowercase().contains("max_body_bytes"), "{e}");
+        std::env::remove_var("TENANTFLOW_LIMITS__MAX_BODY_BYTES");
+        std::env::remove_var("TENANTFLOW_LISTEN");
+        let missing = ServeArgs { config: Some(dir.path().join("nope.yaml")), ..Default::default() };
+        assert!(load_server(&missing).unwrap_err().to_string().contains("does not exist"));
+    }
+}

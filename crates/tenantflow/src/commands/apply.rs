@@ -11,16 +11,11 @@ use std::collections::BTreeSet;
 use tf_model::declarative::{parse_desired, Desired};
 
 fn load(files: &[std::path::PathBuf]) -> Result<Vec<Value>, CliError> {
-    let text = super::register::bundle_text(files)?;
-    let mut docs = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        match Value::deserialize(de) {
-            Ok(Value::Null) => {}
-            Ok(v) => docs.push(v),
-            Err(e) => return Err(CliError::Usage(format!("document[{i}]: not valid YAML: {e}"))),
-        }
-    }
-    Ok(docs)
+    parse_docs(&super::register::bundle_text(files)?)
+}
+
+struct Opts {
+    dry_run: bool,
 }
 
 /// GET that maps 404 to `None`.
@@ -49,6 +44,25 @@ impl Report {
 
 pub async fn run(client: &Client, a: &ApplyArgs) -> Result<(), CliError> {
     let docs = load(&a.files)?;
+    apply_docs(client, &docs, a.dry_run).await
+}
+
+/// Parses YAML text into documents.
+pub fn parse_docs(text: &str) -> Result<Vec<Value>, CliError> {
+    let mut docs = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        match Value::deserialize(de) {
+            Ok(Value::Null) => {}
+            Ok(v) => docs.push(v),
+            Err(e) => return Err(CliError::Usage(format!("document[{i}]: not valid YAML: {e}"))),
+        }
+    }
+    Ok(docs)
+}
+
+/// Converges the server to `docs`; prints one line per object.
+pub async fn apply_docs(client: &Client, docs: &[Value], dry_run: bool) -> Result<(), CliError> {
+    let a = Opts { dry_run };
     let desired: Desired = parse_desired(&docs)
         .map_err(|v| CliError::Usage(v.0.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")))?;
     for s in &desired.skipped {

@@ -37,6 +37,9 @@ const TEAMS: &[(&str, &str, &[(&str, &str, &[&str])])] = &[
     ),
 ];
 
+/// The guide's `projects:`, `authorization:` and `admin:` blocks.
+const SEED_ACCESS: &str = include_str!("../../../../examples/seed-access.yaml");
+
 /// Example bundles shipped in the binary: (project, domain, file name, text).
 const EXAMPLES: &[(&str, &str, &str, &str)] = &[
     ("ml-alpha", "development", "alpha-ml-workflow.yaml", include_str!("../../../../examples/alpha-ml-workflow.yaml")),
@@ -83,6 +86,10 @@ pub async fn run(args: &DemoArgs, started: std::time::Instant) -> Result<(), Cli
             ok_if_exists(client.post_json("/api/v1/projects", &body).await).await?;
         }
     }
+    // The guide's roles and user/group bindings, exactly as it writes them.
+    let seed = super::apply::parse_docs(SEED_ACCESS)?;
+    println!("applying examples/seed-access.yaml:");
+    super::apply::apply_docs(&client, &seed, false).await?;
     for (project, domain, file, text) in EXAMPLES {
         let path = format!("/api/v1/register/{project}/{domain}?version=v1");
         client.post_raw(&path, "application/yaml", text.as_bytes().to_vec()).await?;
@@ -99,6 +106,8 @@ pub async fn run(args: &DemoArgs, started: std::time::Instant) -> Result<(), Cli
          \x20 tenantflow get workflows -p ml-alpha -d development\n\
          \x20 tenantflow get workflow alpha-ml-workflow v1 -p ml-alpha -d development -o yaml\n\
          \x20 tenantflow get launchplans -p data-beta -d development\n\
+         \x20 tenantflow get roles -t team-alpha\n\
+         \x20 tenantflow auth explain --user alice@company.com --permission workflows:create -p ml-alpha -d production\n\
          \x20 tenantflow register -p ml-alpha -d development --version v2 examples/alpha-ml-workflow.yaml\n\
          \x20 curl -H \"Authorization: Bearer $(cat {dir}/{ADMIN_TOKEN_FILE})\" {url}/api/openapi.json\n\n\
          Press Ctrl-C to stop.",

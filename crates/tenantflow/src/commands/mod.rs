@@ -1,6 +1,6 @@
 //! One module per command. Client commands talk to the server over HTTP only.
 
-mod apply;
+pub(crate) mod apply;
 mod auth;
 mod bench;
 mod demo;

@@ -136,6 +136,9 @@ fn demo_sets_up_the_seed_and_serves() {
     let (code, out, _) = cli(&url, &token, &["get", "launchplans", "-p", "data-beta", "-d", "development"]);
     assert_eq!(code, 0);
     assert!(out.contains("beta-daily"), "{out}");
+    let (code, out, _) = cli(&url, &token, &["get", "roles", "-t", "team-alpha"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("alpha-developer") && out.contains("alpha-senior"), "{out}");
 }
 
 #[test]
