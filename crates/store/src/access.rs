@@ -157,29 +157,9 @@ impl RoleStore<'_> {
         if exists.is_none() {
             return Err(Error::NotFound(format!("role `{role}` not found")));
         }
-        let present: Option<String> = sqlx::query_scalar(
-            "SELECT role FROM role_bindings WHERE tenant_id = $1 AND role = $2 AND subject_kind = $3 AND subject = $4",
-        )
-        .bind(&self.key)
-        .bind(role)
-        .bind(kind)
-        .bind(subject)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if present.is_some() {
+        if !self.insert_binding(&mut tx, role, kind, subject, actor, now_ms()).await? {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO role_bindings (tenant_id, role, subject_kind, subject, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&self.key)
-        .bind(role)
-        .bind(kind)
-        .bind(subject)
-        .bind(now_ms())
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
         crate::db::bump_access(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
@@ -192,37 +172,52 @@ impl RoleStore<'_> {
         let mut tx = self.store.write.begin().await?;
         let mut added = 0;
         for (role, kind, subject) in items {
-            let present: Option<String> = sqlx::query_scalar(
-                "SELECT role FROM role_bindings WHERE tenant_id = $1 AND role = $2 AND subject_kind = $3 AND subject = $4",
-            )
-            .bind(&self.key)
-            .bind(role)
-            .bind(kind)
-            .bind(subject)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if present.is_some() {
-                continue;
+            if self.insert_binding(&mut tx, role, kind, subject, actor, now).await? {
+                added += 1;
             }
-            sqlx::query(
-                "INSERT INTO role_bindings (tenant_id, role, subject_kind, subject, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&self.key)
-            .bind(role)
-            .bind(kind)
-            .bind(subject)
-            .bind(now)
-            .bind(actor)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| if Error::is_unique_violation(&e) { Error::Conflict("concurrent change; retry".into()) } else { e.into() })?;
-            added += 1;
         }
         if added > 0 {
             crate::db::bump_access(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(added)
+    }
+
+    /// Inserts a binding unless present; true when it was new.
+    async fn insert_binding(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        role: &str,
+        kind: &str,
+        subject: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let present: Option<String> = sqlx::query_scalar(
+            "SELECT role FROM role_bindings WHERE tenant_id = $1 AND role = $2 AND subject_kind = $3 AND subject = $4",
+        )
+        .bind(&self.key)
+        .bind(role)
+        .bind(kind)
+        .bind(subject)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if present.is_some() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO role_bindings (tenant_id, role, subject_kind, subject, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&self.key)
+        .bind(role)
+        .bind(kind)
+        .bind(subject)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| if Error::is_unique_violation(&e) { Error::Conflict("concurrent change; retry".into()) } else { e.into() })?;
+        Ok(true)
     }
 
     /// Removes a binding; false when it did not exist.

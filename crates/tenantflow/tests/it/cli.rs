@@ -30,6 +30,23 @@ fn wait_ready(url: &str) {
     panic!("server at {url} did not come up");
 }
 
+/// `tenantflow serve` on a fresh data dir; the server dies with the guard.
+fn serve(dir: &std::path::Path) -> (Killed, String, std::path::PathBuf) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.join("data");
+    let child = Command::new(BIN)
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOME", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Killed(child);
+    wait_ready(&url);
+    (guard, url, data.join("admin-token"))
+}
+
 fn cli(url: &str, token_file: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
@@ -49,19 +66,7 @@ fn cli(url: &str, token_file: &std::path::Path, args: &[&str]) -> (i32, String, 
 #[test]
 fn serve_writes_a_private_admin_credential_and_cli_works() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let data = dir.path().join("data");
-    let child = Command::new(BIN)
-        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-        .env("HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = Killed(child);
-    wait_ready(&url);
-    let token = data.join("admin-token");
+    let (_guard, url, token) = serve(dir.path());
     let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
@@ -144,19 +149,7 @@ fn demo_sets_up_the_seed_and_serves() {
 #[test]
 fn apply_takes_the_guides_blocks_as_written_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let data = dir.path().join("data");
-    let child = Command::new(BIN)
-        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-        .env("HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = Killed(child);
-    wait_ready(&url);
-    let token = data.join("admin-token");
+    let (_guard, url, token) = serve(dir.path());
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed-access.yaml");
 
     // Dry run: says what it would do, writes nothing.

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use tf_authz::Permission;
 use tf_server::access::Access;
 
-fn concrete(path: &str) -> String {
+/// A concrete path for a route template, addressing real objects.
+pub fn concrete(path: &str) -> String {
     if path == "/api/v1/authz/explain" {
         return format!("{path}?permission=workflows:read&project=ml-alpha&domain=development");
     }
@@ -31,7 +32,8 @@ fn concrete(path: &str) -> String {
         .replace("{id}", "0000000000000000")
 }
 
-fn body(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
+/// A plausible body for a route, so that refusals are about access, not shape.
+pub fn body(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
     let j = |v: Value| Some(("application/json", v.to_string().into_bytes()));
     match (method, path) {
         ("POST", p) if p.starts_with("/api/v1/register") => Some(("application/yaml", ALPHA.as_bytes().to_vec())),
