@@ -369,9 +369,12 @@ fn check_task(t: &TaskSpec, label: &str, errs: &mut Violations) {
 }
 
 /// What a binding may read: the workflow's inputs and the other nodes' outputs.
+/// Node id → (index, resolved task name and interface).
+type NodeIndex<'a> = HashMap<&'a str, (u32, Option<(String, Interface)>)>;
+
 struct Scope<'a> {
     inputs: &'a BTreeMap<String, Param>,
-    nodes: &'a HashMap<&'a str, (u32, Option<(String, Interface)>)>,
+    nodes: &'a NodeIndex<'a>,
     node_names: &'a str,
 }
 
@@ -467,7 +470,7 @@ fn compile_workflow(
         return None;
     }
     // Pass 1: ids and tasks.
-    let mut nodes: HashMap<&str, (u32, Option<(String, Interface)>)> = HashMap::with_capacity(w.nodes.len());
+    let mut nodes: NodeIndex = HashMap::with_capacity(w.nodes.len());
     let mut refs: Vec<Option<EntityRef>> = Vec::with_capacity(w.nodes.len());
     for (i, n) in w.nodes.iter().enumerate() {
         let path = format!("nodes[{i}]");

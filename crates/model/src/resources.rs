@@ -12,7 +12,7 @@ pub fn parse_cpu(v: &Value) -> Result<u64, String> {
     };
     let x: f64 = num.parse().map_err(|_| format!("expected a cpu quantity such as `500m` or `2`, got `{s}`"))?;
     let milli = x * scale;
-    if !milli.is_finite() || milli < 0.0 || milli > 1e9 {
+    if !milli.is_finite() || !(0.0..=1e9).contains(&milli) {
         return Err(format!("cpu quantity `{s}` is out of range"));
     }
     if milli.fract() != 0.0 {
@@ -39,7 +39,7 @@ pub fn parse_memory(v: &Value) -> Result<u64, String> {
         UNITS.iter().find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m))).unwrap_or((s.as_str(), 1.0));
     let x: f64 = num.parse().map_err(|_| format!("expected a memory quantity such as `512Mi` or `2Gi`, got `{s}`"))?;
     let bytes = x * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > 1e15 {
+    if !bytes.is_finite() || !(0.0..=1e15).contains(&bytes) {
         return Err(format!("memory quantity `{s}` is out of range"));
     }
     Ok(bytes.round() as u64)

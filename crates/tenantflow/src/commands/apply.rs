@@ -63,7 +63,7 @@ pub fn parse_docs(text: &str) -> Result<Vec<Value>, CliError> {
 /// Converges the server to `docs`; prints one line per object.
 pub async fn apply_docs(client: &Client, docs: &[Value], dry_run: bool) -> Result<(), CliError> {
     let a = Opts { dry_run };
-    let desired: Desired = parse_desired(&docs)
+    let desired: Desired = parse_desired(docs)
         .map_err(|v| CliError::Usage(v.0.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")))?;
     for s in &desired.skipped {
         eprintln!("skipped: {s}");

@@ -10,7 +10,10 @@ use serde_json::json;
 use tf_server::{ServerOptions, ADMIN_TOKEN_FILE};
 
 /// The seed's teams and their projects with domains (seed: flyte-multi-tenant-architecture.md).
-const TEAMS: &[(&str, &str, &[(&str, &str, &[&str])])] = &[
+/// (id, display name, domains)
+type SeedProject = (&'static str, &'static str, &'static [&'static str]);
+
+const TEAMS: &[(&str, &str, &[SeedProject])] = &[
     (
         "team-alpha",
         "Team Alpha",
