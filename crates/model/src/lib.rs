@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod compile;
 pub mod declarative;
 pub mod digest;
+pub mod execution;
 pub mod names;
 pub mod resources;
 pub mod spec;
