@@ -60,8 +60,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 .into_response()
         }
     }
+    let caller = crate::request_log::Caller::from(&principal);
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    let mut res = next.run(req).await;
+    res.extensions_mut().insert(caller);
+    res
 }
 
 async fn principal(state: &AppState, value: Option<axum::http::HeaderValue>) -> Result<Principal, ApiError> {

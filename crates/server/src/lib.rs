@@ -15,6 +15,7 @@ mod listing_cache;
 pub mod oidc;
 mod openapi;
 mod refresh;
+mod request_log;
 mod routes;
 pub mod table;
 mod token_cache;
@@ -111,6 +112,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
     r.fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn(request_log::log))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
