@@ -7,6 +7,7 @@ mod access;
 mod api;
 mod cli;
 mod executor;
+mod garbage;
 mod harness;
 mod matrix;
 mod oidc;
