@@ -8,6 +8,7 @@
 mod access;
 mod db;
 mod error;
+mod executions;
 mod migrate;
 mod page;
 mod platform;
@@ -17,6 +18,7 @@ mod tenant;
 pub use access::RoleStore;
 pub use db::{redact, Backend, Store, StoreOptions};
 pub use error::Error;
+pub use executions::{AttemptEnd, AttemptRecord, ExecutionKey, ExecutionRecord, NewExecution, NodeRecord, NodeUpdate};
 pub use page::{Page, PageRequest, MAX_LIMIT as PAGE_MAX_LIMIT};
 pub use platform::{hash_secret, NewToken, PlatformStore, PolicySnapshot, TokenInfo};
 pub use records::{

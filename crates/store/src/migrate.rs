@@ -20,6 +20,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "registry_generation",
         sql: include_str!("../migrations/0004_registry_generation.sql"),
     },
+    Migration { version: 5, name: "executions", sql: include_str!("../migrations/0005_executions.sql") },
 ];
 
 const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"
@@ -68,4 +69,18 @@ async fn apply(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<()> {
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        files.sort();
+        let listed: Vec<String> =
+            super::MIGRATIONS.iter().map(|m| format!("{:04}_{}.sql", m.version, m.name)).collect();
+        assert_eq!(files, listed);
+    }
 }

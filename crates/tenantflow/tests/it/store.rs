@@ -152,3 +152,93 @@ async fn reopening_keeps_data_and_skips_applied_migrations() {
         s.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_record_attempts_once_and_stay_in_their_tenant() {
+    use serde_json::json;
+    use tf_store::{AttemptEnd, ExecutionKey, NewExecution, NodeUpdate};
+    each(async |store: Store| {
+        let t = store.tenant("team-alpha");
+        t.create_project(&project("ml-alpha"), true).await.unwrap();
+        let key = |n: &str| ExecutionKey { project: "ml-alpha".into(), domain: "development".into(), name: n.into() };
+        let new = |n: &str| NewExecution {
+            key: key(n),
+            launch_plan: None,
+            workflow_name: "wf".into(),
+            workflow_version: "v1".into(),
+            inputs: json!({"p": "x"}),
+            nodes: vec!["load".into(), "proc".into()],
+            created_by: "alice".into(),
+        };
+        let e = t.create_execution(&new("e1")).await.unwrap();
+        assert_eq!(e.phase, "QUEUED");
+        assert!(matches!(t.create_execution(&new("e1")).await, Err(tf_store::Error::Conflict(_))));
+        let nodes = t.node_executions(&key("e1")).await.unwrap();
+        assert_eq!(
+            nodes.iter().map(|n| (n.node.as_str(), n.phase.as_str())).collect::<Vec<_>>(),
+            [("load", "WAITING"), ("proc", "WAITING")]
+        );
+
+        assert!(t.set_execution_phase(&key("e1"), "RUNNING", None, None, false).await.unwrap());
+        t.start_attempt(&key("e1"), "load", 1, "/logs/1").await.unwrap();
+        assert!(matches!(t.start_attempt(&key("e1"), "load", 1, "/logs/1").await, Err(tf_store::Error::Conflict(_))));
+        let end = AttemptEnd { phase: "SUCCEEDED".into(), exit_code: Some(0), cpu_ms: Some(12), ..Default::default() };
+        let upd =
+            NodeUpdate { phase: "SUCCEEDED".into(), outputs: Some(json!({"rows": 3})), error: None, finished: true };
+        assert!(t.finish_attempt(&key("e1"), "load", 1, &end, &upd).await.unwrap());
+        assert!(
+            !t.finish_attempt(&key("e1"), "load", 1, &end, &upd).await.unwrap(),
+            "a finished attempt is never recorded twice"
+        );
+        let a = t.attempts(&key("e1"), "load").await.unwrap();
+        assert_eq!((a.len(), a[0].phase.as_str(), a[0].cpu_ms), (1, "SUCCEEDED", Some(12)));
+        let n = &t.node_executions(&key("e1")).await.unwrap()[0];
+        assert_eq!((n.phase.as_str(), n.attempts, n.outputs.clone()), ("SUCCEEDED", 1, Some(json!({"rows": 3}))));
+
+        // Terminal phases are final; abort requests after the end are refused.
+        t.create_execution(&new("e2")).await.unwrap();
+        assert!(t.request_abort(&key("e2"), "bob").await.unwrap());
+        assert_eq!(t.get_execution(&key("e2")).await.unwrap().unwrap().abort_requested.as_deref(), Some("bob"));
+        assert!(t.set_execution_phase(&key("e1"), "SUCCEEDED", Some(&json!({"r": 1})), None, true).await.unwrap());
+        assert!(!t.set_execution_phase(&key("e1"), "FAILED", None, Some("late"), true).await.unwrap());
+        assert!(!t.request_abort(&key("e1"), "bob").await.unwrap());
+        let done = t.get_execution(&key("e1")).await.unwrap().unwrap();
+        assert_eq!((done.phase.as_str(), done.outputs), ("SUCCEEDED", Some(json!({"r": 1}))));
+        assert!(done.finished_at.is_some());
+
+        // Unfinished executions, across tenants, for the engine to resume.
+        let open: Vec<String> =
+            store.platform().unfinished_executions().await.unwrap().into_iter().map(|(_, k)| k.name).collect();
+        assert_eq!(open, ["e2"]);
+        // Listing: newest first, by phase, paginated.
+        for i in 3..8 {
+            t.create_execution(&new(&format!("e{i}"))).await.unwrap();
+        }
+        let all = t
+            .list_executions("ml-alpha", "development", None, &PageRequest { limit: Some(4), token: None })
+            .await
+            .unwrap();
+        assert_eq!(all.items.len(), 4);
+        let rest = t
+            .list_executions("ml-alpha", "development", None, &PageRequest { limit: Some(4), token: all.next_token })
+            .await
+            .unwrap();
+        assert_eq!(all.items.len() + rest.items.len(), 7);
+        let done =
+            t.list_executions("ml-alpha", "development", Some("SUCCEEDED"), &PageRequest::default()).await.unwrap();
+        assert_eq!(done.items.len(), 1);
+        // Another tenant sees none of it.
+        let b = store.tenant("team-beta");
+        assert!(b.get_execution(&key("e1")).await.unwrap().is_none());
+        assert!(b.node_executions(&key("e1")).await.unwrap().is_empty());
+        assert!(b
+            .list_executions("ml-alpha", "development", None, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        assert!(!b.request_abort(&key("e2"), "mallory").await.unwrap());
+        assert!(b.create_execution(&new("e9")).await.is_err(), "no execution in a project of another tenant");
+    })
+    .await;
+}
