@@ -4,23 +4,46 @@
 use crate::error::{ApiError, Code};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, StatusCode};
+use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
+
+/// The largest body a route accepts, set for every request by the router.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxBody(pub usize);
+
+/// How much of an oversize body is still read (and dropped) so the client, still sending,
+/// receives the 413 rather than a broken connection. Beyond this the connection is cut.
+const DRAIN: usize = 64 << 20;
 
 /// The raw body, refusing oversize payloads with 413.
 pub struct Body(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Body(b)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                Code::PayloadTooLarge,
-                "request body is larger than the server accepts (limits.max_body_bytes)",
-            )),
-            Err(e) => Err(ApiError::new(Code::InvalidArgument, format!("could not read the request body: {e}"))),
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        use http_body_util::BodyExt;
+        let limit = req.extensions().get::<MaxBody>().map(|m| m.0).unwrap_or(16 << 20);
+        let mut body = req.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| ApiError::new(Code::InvalidArgument, format!("could not read the request body: {e}")))?;
+            let Ok(data) = frame.into_data() else { continue };
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                buf.extend_from_slice(&data);
+            } else if total > limit.saturating_add(DRAIN) {
+                break;
+            }
         }
+        if total > limit {
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("request body is larger than the server accepts ({limit} bytes; limits.max_body_bytes)"),
+            ));
+        }
+        Ok(Body(Bytes::from(buf)))
     }
 }
 

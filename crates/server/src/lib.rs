@@ -114,6 +114,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(request_log::log))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(extract::MaxBody(max_body_bytes)))
         .with_state(state)
 }
 
