@@ -87,7 +87,7 @@ impl AppState {
             Some(o) => Some(Arc::new(oidc::Verifier::new(o.clone()).map_err(|e| StartError(e.to_string()))?)),
             None => None,
         };
-        let access = table::routes().iter().map(|d| ((d.method.clone(), d.path), d.access)).collect();
+        let access = table::access_map();
         Ok(AppState {
             store,
             authz: Arc::new(authz),

@@ -5,7 +5,13 @@ use crate::table::routes;
 use schemars::gen::SchemaSettings;
 use serde_json::{json, Map, Value};
 
-pub fn document() -> Value {
+/// The document, built once: it depends only on the code.
+pub fn document() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+fn build() -> Value {
     let mut gen = SchemaSettings::openapi3().into_generator();
     let mut paths: Map<String, Value> = Map::new();
     for d in routes() {

@@ -63,6 +63,11 @@ impl RouteDef {
     }
 }
 
+/// Each route's declared access, keyed by method and path template, for admission.
+pub fn access_map() -> std::collections::HashMap<(Method, &'static str), Access> {
+    routes().into_iter().map(|d| ((d.method, d.path), d.access)).collect()
+}
+
 /// Every route of the API.
 pub fn routes() -> Vec<RouteDef> {
     use Access::*;

@@ -120,6 +120,6 @@ pub async fn explain(
     })))
 }
 
-pub async fn openapi() -> Json<Value> {
+pub async fn openapi() -> Json<&'static Value> {
     Json(crate::openapi::document())
 }

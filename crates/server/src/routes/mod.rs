@@ -48,7 +48,7 @@ pub fn check_id(field: &str, value: &str) -> ApiResult<()> {
 }
 
 /// The owning tenant's store handle and the project, or 404 when it does not exist.
-pub async fn project_scope<'a>(state: &'a AppState, project: &str) -> ApiResult<(TenantStore<'a>, Project)> {
+pub fn project_scope<'a>(state: &'a AppState, project: &str) -> ApiResult<(TenantStore<'a>, Project)> {
     check_id("project", project)?;
     let p =
         state.directory.get(project).ok_or_else(|| ApiError::not_found(format!("project `{project}` not found")))?;
@@ -63,12 +63,8 @@ pub fn project_changed(state: &AppState, p: &Project) {
 }
 
 /// Like [`project_scope`], and the domain must be one of the project's.
-pub async fn domain_scope<'a>(
-    state: &'a AppState,
-    project: &str,
-    domain: &str,
-) -> ApiResult<(TenantStore<'a>, Project)> {
-    let (scope, p) = project_scope(state, project).await?;
+pub fn domain_scope<'a>(state: &'a AppState, project: &str, domain: &str) -> ApiResult<(TenantStore<'a>, Project)> {
+    let (scope, p) = project_scope(state, project)?;
     check_id("domain", domain)?;
     if !p.has_domain(domain) {
         return Err(ApiError::not_found(format!("domain `{domain}` not found in project `{project}`")));

@@ -197,7 +197,7 @@ pub async fn create(
 }
 
 pub async fn get(State(s): State<AppState>, PathParams(project): PathParams<String>) -> ApiResult<Json<Project>> {
-    Ok(Json(project_scope(&s, &project).await?.1))
+    Ok(Json(project_scope(&s, &project)?.1))
 }
 
 pub async fn update(
@@ -205,7 +205,7 @@ pub async fn update(
     PathParams(project): PathParams<String>,
     JsonBody(b): JsonBody<UpdateProject>,
 ) -> ApiResult<Json<Project>> {
-    let (scope, _) = project_scope(&s, &project).await?;
+    let (scope, _) = project_scope(&s, &project)?;
     if let Some(l) = &b.labels {
         check_labels(l)?;
     }
@@ -225,7 +225,7 @@ pub async fn update(
 
 /// Archives: the project becomes read-only and keeps everything registered in it.
 pub async fn archive(State(s): State<AppState>, PathParams(project): PathParams<String>) -> ApiResult<Json<Project>> {
-    let (scope, _) = project_scope(&s, &project).await?;
+    let (scope, _) = project_scope(&s, &project)?;
     let u = ProjectUpdate { state: Some(ProjectState::Archived), ..Default::default() };
     let p = scope.update_project(&project, &u).await?;
     super::project_changed(&s, &p);

@@ -54,7 +54,7 @@ pub async fn register(
             ));
         }
     }
-    let (scope, p) = domain_scope(&s, &project, &domain).await?;
+    let (scope, p) = domain_scope(&s, &project, &domain)?;
     if p.state == ProjectState::Archived {
         return Err(ApiError::new(Code::ProjectArchived, format!("project `{project}` is archived and read-only")));
     }
@@ -110,7 +110,7 @@ pub async fn list(
     (project, domain): (String, String),
     q: PageQuery,
 ) -> ApiResult<Json<Arc<serde_json::Value>>> {
-    let (scope, p) = domain_scope(&s, &project, &domain).await?;
+    let (scope, p) = domain_scope(&s, &project, &domain)?;
     let page = q.page()?;
     let key =
         (p.tenant.clone(), project.clone(), domain.clone(), kind.storage_name(), page.limit(), page.token.clone());
@@ -134,7 +134,7 @@ pub async fn versions(
     (project, domain, name): (String, String, String),
     q: PageQuery,
 ) -> ApiResult<Json<Page<EntityRecord>>> {
-    let (scope, _) = domain_scope(&s, &project, &domain).await?;
+    let (scope, _) = domain_scope(&s, &project, &domain)?;
     super::check_id("name", &name)?;
     let page = scope.list_versions(&project, &domain, kind, &name, &q.page()?).await?;
     if page.items.is_empty() && q.token.is_none() {
@@ -149,7 +149,7 @@ pub async fn get(
     s: AppState,
     (project, domain, name, version): (String, String, String, String),
 ) -> ApiResult<Json<EntityRecord>> {
-    let (scope, _) = domain_scope(&s, &project, &domain).await?;
+    let (scope, _) = domain_scope(&s, &project, &domain)?;
     super::check_id("name", &name)?;
     tf_model::names::check_version(&version).map_err(|e| ApiError::invalid("version", e))?;
     scope.get_entity(&project, &domain, kind, &name, Some(&version)).await?.map(Json).ok_or_else(|| {
