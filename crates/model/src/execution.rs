@@ -173,10 +173,20 @@ impl ExecutionState {
     }
 
     /// Restores a node's progress after a restart (before `start`): a finished node keeps its
-    /// result; a node whose attempt was interrupted counts that attempt as a system failure.
-    pub fn restore(&mut self, node: u32, phase: NodePhase, attempts: u32, outputs: Option<Value>) {
+    /// result; failed attempts count against their budgets; a node whose attempt was
+    /// interrupted counts that attempt as a system failure.
+    pub fn restore(
+        &mut self,
+        node: u32,
+        phase: NodePhase,
+        attempts: u32,
+        failures: (u32, u32),
+        outputs: Option<Value>,
+    ) {
         let i = node as usize;
         self.nodes[i].attempts = attempts;
+        self.nodes[i].user_failures = failures.0;
+        self.nodes[i].system_failures = failures.1;
         if phase == NodePhase::Succeeded {
             self.nodes[i].phase = NodePhase::Succeeded;
             self.nodes[i].outputs = outputs;
@@ -295,7 +305,7 @@ impl ExecutionState {
         while self.running < self.max_parallelism {
             let Some(node) = self.queue.pop_front() else { break };
             let i = node as usize;
-            let inputs = self.node_inputs(i);
+            let inputs = self.node_inputs(node);
             let n = &mut self.nodes[i];
             n.phase = NodePhase::Running;
             n.attempts += 1;
@@ -323,8 +333,9 @@ impl ExecutionState {
         }
     }
 
-    /// The task's inputs: bound values, then interface defaults for what is unbound.
-    fn node_inputs(&self, i: usize) -> Value {
+    /// A node's task inputs: bound values, then interface defaults for what is unbound.
+    pub fn node_inputs(&self, node: u32) -> Value {
+        let i = node as usize;
         let mut m = Map::new();
         for (k, p) in &self.tasks[i].0.inputs {
             if let Some(d) = &p.default {
@@ -376,7 +387,7 @@ impl ExecutionState {
         let Value::Object(m) = &v else { return Err("outputs must be a JSON object".into()) };
         for (k, p) in &self.tasks[i].0.outputs {
             match m.get(k) {
-                None => return Err(format!("output `{k}` is missing")),
+                None => return Err(format!("output `{k}` is missing from $TENANTFLOW_OUTPUTS")),
                 Some(x) => p.ty.check_value(x).map_err(|e| format!("output `{k}`: {e}"))?,
             }
         }
@@ -516,19 +527,19 @@ mod tests {
     #[test]
     fn restore_resumes_after_a_crash() {
         let mut s = state(ALPHA, json!({"p": "x"}), 0);
-        s.restore(0, NodePhase::Succeeded, 1, Some(json!({"table": "t", "rows": 3})));
+        s.restore(0, NodePhase::Succeeded, 1, (0, 0), Some(json!({"table": "t", "rows": 3})));
         let a = s.start();
         assert_eq!(a, vec![Action::Start { node: 1, attempt: 1, inputs: json!({"table": "t", "title": "rows of x"}) }]);
         // An attempt that was running when the server died is retried as a new attempt.
         let mut s = state(ALPHA, json!({"p": "x"}), 0);
-        s.restore(0, NodePhase::Running, 1, None);
+        s.restore(0, NodePhase::Running, 1, (0, 0), None);
         let a = s.start();
         assert!(matches!(a[0], Action::Start { node: 0, attempt: 2, .. }), "{a:?}");
         assert_eq!(s.nodes()[0].system_failures, 1);
         // Everything already done: the execution finishes at once.
         let mut s = state(ALPHA, json!({"p": "x"}), 0);
-        s.restore(0, NodePhase::Succeeded, 1, Some(json!({"table": "t", "rows": 3})));
-        s.restore(1, NodePhase::Succeeded, 1, Some(json!({"result": "r"})));
+        s.restore(0, NodePhase::Succeeded, 1, (0, 0), Some(json!({"table": "t", "rows": 3})));
+        s.restore(1, NodePhase::Succeeded, 1, (0, 0), Some(json!({"result": "r"})));
         assert!(matches!(&s.start()[..], [Action::Finish { phase: ExecutionPhase::Succeeded, .. }]));
     }
 }

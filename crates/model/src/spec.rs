@@ -143,8 +143,20 @@ pub struct TaskSpec {
     pub timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
+    /// What the task may do beyond its sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<TaskPolicy>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// A task's sandbox policy: by default no network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPolicy {
+    /// Allow outbound network connections.
+    #[serde(default)]
+    pub network: bool,
 }
 
 /// One node of a workflow: a task invocation with bound inputs.

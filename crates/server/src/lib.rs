@@ -44,6 +44,59 @@ pub struct ServerOptions {
     pub database_url: Option<String>,
     pub max_body_bytes: usize,
     pub auth: AuthOptions,
+    pub executor: ExecutorSettings,
+    pub storage: StorageSettings,
+}
+
+/// `executor:` in the configuration: how task attempts run on this host.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSettings {
+    /// `sandbox` (default: bubblewrap and cgroups) or `off` (plain processes; only when the
+    /// operator explicitly accepts running tasks with the server's rights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// Attempts running at once (default: four per core, at least eight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<usize>,
+    /// The bubblewrap binary (default `/usr/bin/bwrap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bwrap: Option<PathBuf>,
+}
+
+/// `storage:` in the configuration: where inputs, outputs and logs are kept.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `file:///DIR` or `s3://BUCKET/PREFIX` (credentials and endpoint from `AWS_*`);
+    /// default: `DATA_DIR/blobs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_url: Option<String>,
+}
+
+impl ServerOptions {
+    /// The engine's options from these settings.
+    pub fn engine_options(&self) -> Result<tf_engine::EngineOptions, StartError> {
+        let mut o = tf_engine::EngineOptions::new(&self.data_dir);
+        o.blob_url = self.storage.blob_url.clone();
+        match self.executor.isolation.as_deref() {
+            None | Some("sandbox") => {}
+            Some("off") => o.executor.isolation = tf_engine::Isolation::Off,
+            Some(other) => {
+                return Err(StartError(format!("executor.isolation must be `sandbox` or `off`, got `{other}`")))
+            }
+        }
+        if let Some(n) = self.executor.slots {
+            if n == 0 {
+                return Err(StartError("executor.slots must be at least 1".into()));
+            }
+            o.slots = n;
+        }
+        if let Some(b) = &self.executor.bwrap {
+            o.executor.bwrap = b.clone();
+        }
+        Ok(o)
+    }
 }
 
 /// `auth:` in the configuration.
@@ -70,10 +123,11 @@ pub struct AppState {
     pub(crate) generation: Arc<refresh::Generation>,
     pub(crate) listings: Arc<listing_cache::ListingCache>,
     pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
+    pub engine: Arc<tf_engine::Engine>,
 }
 
 impl AppState {
-    pub async fn new(store: Store, auth: &AuthOptions) -> Result<AppState, StartError> {
+    pub async fn new(store: Store, auth: &AuthOptions, engine: Arc<tf_engine::Engine>) -> Result<AppState, StartError> {
         // Read the generation first: a change made while loading triggers a rebuild.
         let generation =
             store.access_generation().await.map_err(|e| StartError(format!("cannot read the store: {e}")))?;
@@ -98,6 +152,7 @@ impl AppState {
             generation: Arc::new(refresh::Generation::new(generation)),
             listings: Arc::new(listing_cache::ListingCache::new(registry)),
             access: Arc::new(access),
+            engine,
         })
     }
 }
@@ -127,6 +182,7 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Store,
     refresher: tokio::task::JoinHandle<()>,
+    engine: Arc<tf_engine::Engine>,
 }
 
 impl RunningServer {
@@ -137,6 +193,7 @@ impl RunningServer {
         }
         let r = (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.refresher.abort();
+        self.engine.shutdown().await;
         self.store.close().await;
         r
     }
@@ -146,6 +203,7 @@ impl RunningServer {
         tokio::select! {
             r = &mut self.task => {
                 self.refresher.abort();
+                self.engine.shutdown().await;
                 self.store.close().await;
                 return r.unwrap_or_else(|e| Err(std::io::Error::other(e)));
             }
@@ -156,6 +214,10 @@ impl RunningServer {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn engine(&self) -> &tf_engine::Engine {
+        &self.engine
     }
 }
 
@@ -173,7 +235,11 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
         .await
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", opts.listen)))?;
     let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
-    let state = AppState::new(store.clone(), &opts.auth).await?;
+    let engine = tf_engine::Engine::start(store.clone(), opts.engine_options()?)
+        .await
+        .map_err(|e| StartError(format!("cannot start the engine: {e}")))?;
+    let engine = Arc::new(engine);
+    let state = AppState::new(store.clone(), &opts.auth, engine.clone()).await?;
     let refresher = tokio::spawn(refresh::run(state.clone()));
     let app = router(state, opts.max_body_bytes);
     let (tx, rx) = oneshot::channel::<()>();
@@ -184,7 +250,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
             })
             .await
     });
-    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store, refresher })
+    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store, refresher, engine })
 }
 
 /// Why the server could not start; the message is for the operator, as is.

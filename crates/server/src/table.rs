@@ -2,7 +2,7 @@
 //! admission layer and the OpenAPI document are all built from this one list.
 
 use crate::access::{Access, Action, Resource};
-use crate::routes::{health, me, projects, rbac, registry, tenants};
+use crate::routes::{executions, health, me, projects, rbac, registry, tenants};
 use crate::AppState;
 use axum::http::Method;
 use axum::routing::{delete, get, post, put, MethodRouter};
@@ -75,7 +75,14 @@ pub fn routes() -> Vec<RouteDef> {
     use Resource::*;
     let mut v = vec![
         r(Method::GET, "/healthz", Public, "Liveness", "health", get(health::healthz)),
-        r(Method::GET, "/readyz", Public, "Readiness: the store answers", "health", get(health::readyz)),
+        r(
+            Method::GET,
+            "/readyz",
+            Public,
+            "Readiness: the store answers and tasks can run (sandbox working, or isolation explicitly off)",
+            "health",
+            get(health::readyz),
+        ),
         r(Method::GET, "/api/openapi.json", Authenticated, "This API description", "meta", get(me::openapi)),
         r(
             Method::GET,
@@ -327,6 +334,99 @@ pub fn routes() -> Vec<RouteDef> {
         .query(&[("version", "the version to register the bundle's documents as (or `version` in a JSON envelope)")])
         .body(&["application/yaml", "application/json"], s::<Vec<serde_json::Value>>)
         .response(s::<registry::RegisterResponse>),
+        r(
+            Method::POST,
+            "/api/v1/executions",
+            Collection(Permission(Executions, Execute)),
+            "Launch an execution in the body's project and domain (checked like the path form)",
+            "executions",
+            post(executions::create_flat),
+        )
+        .body(JSON, s::<executions::CreateExecution>)
+        .response(s::<executions::ExecutionView>),
+        r(
+            Method::POST,
+            "/api/v1/executions/{project}/{domain}",
+            Project(Permission(Executions, Execute)),
+            "Launch an execution of a launch plan or workflow; inputs are checked against its interface",
+            "executions",
+            post(executions::create_in),
+        )
+        .body(JSON, s::<executions::LaunchBody>)
+        .response(s::<executions::ExecutionView>),
+        r(
+            Method::GET,
+            "/api/v1/executions/{project}/{domain}",
+            Project(Permission(Executions, Read)),
+            "List executions, newest first",
+            "executions",
+            get(executions::list),
+        )
+        .query(&[
+            ("phase", "QUEUED, RUNNING, SUCCEEDED, FAILED, ABORTED or TIMED_OUT"),
+            ("launch_plan", "launch plan as `name@version`"),
+            ("workflow", "workflow name"),
+            ("user", "who launched"),
+            ("since", "created at or after (RFC 3339 or epoch ms)"),
+            ("until", "created before (RFC 3339 or epoch ms)"),
+            ("limit", "page size, 1–1000 (default 100)"),
+            ("token", "`next_token` of the previous page"),
+        ])
+        .response(s::<tf_store::Page<tf_store::ExecutionRecord>>),
+        r(
+            Method::GET,
+            "/api/v1/executions/{project}/{domain}/{name}",
+            Project(Permission(Executions, Read)),
+            "Get an execution, with its nodes counted by phase",
+            "executions",
+            get(executions::get),
+        )
+        .response(s::<executions::ExecutionView>),
+        r(
+            Method::DELETE,
+            "/api/v1/executions/{project}/{domain}/{name}",
+            Project(Permission(Executions, Terminate)),
+            "Terminate an execution: running attempts are killed, nothing else starts",
+            "executions",
+            delete(executions::terminate),
+        )
+        .response(s::<executions::ExecutionView>),
+        r(
+            Method::POST,
+            "/api/v1/executions/{project}/{domain}/{name}/relaunch",
+            Project(Permission(Executions, Execute)),
+            "Run the same workflow version with the same inputs again",
+            "executions",
+            post(executions::relaunch),
+        )
+        .body(JSON, s::<executions::RelaunchBody>)
+        .response(s::<executions::ExecutionView>),
+        r(
+            Method::GET,
+            "/api/v1/executions/{project}/{domain}/{name}/nodes",
+            Project(Permission(Executions, Read)),
+            "Node executions with their attempts: phase, times, error kind and message, cache status",
+            "executions",
+            get(executions::nodes),
+        )
+        .response(s::<Vec<executions::NodeView>>),
+        r(
+            Method::GET,
+            "/api/v1/executions/{project}/{domain}/{name}/outputs",
+            Project(Permission(Executions, Read)),
+            "The execution's outputs (file outputs as blob URIs)",
+            "executions",
+            get(executions::outputs),
+        )
+        .response(s::<executions::OutputsView>),
+        r(
+            Method::GET,
+            "/api/v1/executions/{project}/{domain}/{name}/nodes/{node}/attempts/{attempt}/logs",
+            Project(Permission(Executions, Read)),
+            "An attempt's stdout and stderr as text (live while it runs)",
+            "executions",
+            get(executions::logs),
+        ),
     ];
     for (kind, resource, list_path, versions_path, get_path) in [
         (

@@ -28,6 +28,10 @@ pub struct NewExecution {
     /// Node ids in workflow order.
     pub nodes: Vec<String>,
     pub created_by: String,
+    /// The execution this one relaunches, if any.
+    pub relaunch_of: Option<String>,
+    /// Most nodes running at once; `None` for the platform default.
+    pub max_parallelism: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -47,6 +51,8 @@ pub struct ExecutionRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub relaunch_of: Option<String>,
+    pub max_parallelism: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -57,6 +63,8 @@ pub struct NodeRecord {
     pub attempts: i64,
     pub outputs: Option<Value>,
     pub error: Option<String>,
+    /// `DISABLED`, `MISS` (ran, result stored), `HIT` (outputs reused) or null before it ran.
+    pub cache_status: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
@@ -73,6 +81,8 @@ pub struct AttemptRecord {
     pub log_path: String,
     pub cpu_ms: Option<i64>,
     pub peak_memory_bytes: Option<i64>,
+    /// How long the task's process ran, in microseconds.
+    pub process_us: Option<i64>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
 }
@@ -86,6 +96,7 @@ pub struct AttemptEnd {
     pub exit_code: Option<i64>,
     pub cpu_ms: Option<i64>,
     pub peak_memory_bytes: Option<i64>,
+    pub process_us: Option<i64>,
 }
 
 /// The node's state after an attempt ended.
@@ -95,6 +106,7 @@ pub struct NodeUpdate {
     pub outputs: Option<Value>,
     pub error: Option<String>,
     pub finished: bool,
+    pub cache_status: Option<String>,
 }
 
 fn json_opt(r: &AnyRow, col: &str) -> Result<Option<Value>> {
@@ -120,6 +132,8 @@ fn execution_from_row(r: &AnyRow) -> Result<ExecutionRecord> {
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
+        relaunch_of: r.try_get("relaunch_of")?,
+        max_parallelism: r.try_get("max_parallelism")?,
     })
 }
 
@@ -131,6 +145,7 @@ fn node_from_row(r: &AnyRow) -> Result<NodeRecord> {
         attempts: r.try_get("attempts")?,
         outputs: json_opt(r, "outputs")?,
         error: r.try_get("error")?,
+        cache_status: r.try_get("cache_status")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
     })
@@ -147,6 +162,7 @@ fn attempt_from_row(r: &AnyRow) -> Result<AttemptRecord> {
         log_path: r.try_get("log_path")?,
         cpu_ms: r.try_get("cpu_ms")?,
         peak_memory_bytes: r.try_get("peak_memory_bytes")?,
+        process_us: r.try_get("process_us")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
     })
@@ -154,14 +170,73 @@ fn attempt_from_row(r: &AnyRow) -> Result<AttemptRecord> {
 
 const KEY: &str = "tenant_id = $1 AND project = $2 AND domain = $3";
 
+/// Filters of an execution listing; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    pub phase: Option<String>,
+    pub launch_plan: Option<String>,
+    pub workflow: Option<String>,
+    pub created_by: Option<String>,
+    /// Created at or after (ms since the epoch).
+    pub since: Option<i64>,
+    /// Created before (ms since the epoch).
+    pub until: Option<i64>,
+}
+
+/// One cached result in the data catalog.
+#[derive(Debug, Clone)]
+pub struct CatalogKey {
+    pub project: String,
+    pub domain: String,
+    pub task_name: String,
+    pub cache_version: String,
+    pub interface_digest: String,
+    pub inputs_hash: String,
+}
+
+/// A change to execution records, applied with others in one transaction by
+/// [`crate::Store::apply_execution_ops`]. Every op is idempotent, so a batch never fails on
+/// what another op of the batch did.
+#[derive(Debug, Clone)]
+pub enum ExecutionOp {
+    /// An attempt starts: recorded `RUNNING`, its node `RUNNING` (a repeat changes nothing).
+    StartAttempt { key: ExecutionKey, node: String, attempt: i64, log_path: String },
+    /// An attempt ended, and its node's new state; nothing when the attempt is not running.
+    FinishAttempt { key: ExecutionKey, node: String, attempt: i64, end: AttemptEnd, update: NodeUpdate },
+    /// A node's new state without an attempt (a cache hit).
+    Node { key: ExecutionKey, node: String, update: NodeUpdate },
+    /// The execution's phase; a terminal phase also closes every node still open.
+    Phase { key: ExecutionKey, phase: String, outputs: Option<Value>, error: Option<String>, terminal: bool },
+    /// Stores a task's outputs in the catalog (the first writer wins).
+    CatalogPut { key: CatalogKey, outputs: Value, execution: String, node: String },
+}
+
+/// An op bound to its tenant: made only through a [`TenantStore`].
+#[derive(Debug, Clone)]
+pub struct TenantOp {
+    tenant: String,
+    op: ExecutionOp,
+}
+
+impl TenantOp {
+    pub fn op(&self) -> &ExecutionOp {
+        &self.op
+    }
+}
+
 impl TenantStore<'_> {
+    /// Binds an op to this tenant.
+    pub fn op(&self, op: ExecutionOp) -> TenantOp {
+        TenantOp { tenant: self.tenant.clone(), op }
+    }
+
     /// Creates an execution in phase `QUEUED` with every node `WAITING`, in one transaction.
     pub async fn create_execution(&self, e: &NewExecution) -> Result<ExecutionRecord> {
         let now = now_ms();
         let mut tx = self.store.write.begin().await?;
         let res = sqlx::query(
-            "INSERT INTO executions (tenant_id, project, domain, name, launch_plan, workflow_name, workflow_version, inputs, phase, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'QUEUED', $9, $10)",
+            "INSERT INTO executions (tenant_id, project, domain, name, launch_plan, workflow_name, workflow_version, inputs, phase, created_by, created_at, relaunch_of, max_parallelism) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'QUEUED', $9, $10, $11, $12)",
         )
         .bind(&self.tenant)
         .bind(&e.key.project)
@@ -173,6 +248,8 @@ impl TenantStore<'_> {
         .bind(e.inputs.to_string())
         .bind(&e.created_by)
         .bind(now)
+        .bind(e.relaunch_of.as_deref())
+        .bind(e.max_parallelism)
         .execute(&mut *tx)
         .await;
         match res {
@@ -182,18 +259,24 @@ impl TenantStore<'_> {
             }
             Err(err) => return Err(err.into()),
         }
-        for (i, node) in e.nodes.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO node_executions (tenant_id, project, domain, execution, node, idx, phase, attempts) VALUES ($1, $2, $3, $4, $5, $6, 'WAITING', 0)",
-            )
-            .bind(&self.tenant)
-            .bind(&e.key.project)
-            .bind(&e.key.domain)
-            .bind(&e.key.name)
-            .bind(node)
-            .bind(i as i64)
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: a 10,000-node workflow is 20 statements, not 10,000.
+        const ROWS: usize = 500;
+        for (c, chunk) in e.nodes.chunks(ROWS).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO node_executions (tenant_id, project, domain, execution, node, idx, phase, attempts) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = 4 + i * 2;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("($1, $2, $3, $4, ${}, ${}, 'WAITING', 0)", b + 1, b + 2));
+            }
+            let mut q = sqlx::query(&sql).bind(&self.tenant).bind(&e.key.project).bind(&e.key.domain).bind(&e.key.name);
+            for (i, node) in chunk.iter().enumerate() {
+                q = q.bind(node).bind((c * ROWS + i) as i64);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.get_execution(&e.key).await?.ok_or_else(|| Error::Corrupt("execution vanished".into()))
@@ -210,25 +293,32 @@ impl TenantStore<'_> {
         row.as_ref().map(execution_from_row).transpose()
     }
 
-    /// Executions of a project and domain, newest first; optionally of one phase.
+    /// Executions of a project and domain, newest first, filtered.
     pub async fn list_executions(
         &self,
         project: &str,
         domain: &str,
-        phase: Option<&str>,
+        f: &ExecutionFilter,
         page: &PageRequest,
     ) -> Result<Page<ExecutionRecord>> {
         let after: Option<(i64, String)> = page.after()?;
         let (at, an) = after.unwrap_or((i64::MAX, String::new()));
         let limit = page.limit();
         let rows = sqlx::query(&format!(
-            "SELECT * FROM executions WHERE {KEY} AND ($4 = '' OR phase = $4) AND (created_at < $5 OR (created_at = $5 AND name > $6)) \
-             ORDER BY created_at DESC, name LIMIT $7"
+            "SELECT * FROM executions WHERE {KEY} AND ($4 = '' OR phase = $4) AND ($5 = '' OR launch_plan = $5) \
+             AND ($6 = '' OR workflow_name = $6) AND ($7 = '' OR created_by = $7) AND created_at >= $8 AND created_at < $9 \
+             AND (created_at < $10 OR (created_at = $10 AND name > $11)) \
+             ORDER BY created_at DESC, name LIMIT $12"
         ))
         .bind(&self.tenant)
         .bind(project)
         .bind(domain)
-        .bind(phase.unwrap_or(""))
+        .bind(f.phase.as_deref().unwrap_or(""))
+        .bind(f.launch_plan.as_deref().unwrap_or(""))
+        .bind(f.workflow.as_deref().unwrap_or(""))
+        .bind(f.created_by.as_deref().unwrap_or(""))
+        .bind(f.since.unwrap_or(0))
+        .bind(f.until.unwrap_or(i64::MAX))
         .bind(at)
         .bind(an)
         .bind(limit as i64 + 1)
@@ -265,45 +355,27 @@ impl TenantStore<'_> {
         rows.iter().map(attempt_from_row).collect()
     }
 
+    /// Every attempt of an execution, by node then attempt.
+    pub async fn execution_attempts(&self, k: &ExecutionKey) -> Result<Vec<AttemptRecord>> {
+        let rows =
+            sqlx::query(&format!("SELECT * FROM attempts WHERE {KEY} AND execution = $4 ORDER BY node, attempt"))
+                .bind(&self.tenant)
+                .bind(&k.project)
+                .bind(&k.domain)
+                .bind(&k.name)
+                .fetch_all(&self.store.read)
+                .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
     /// Records that an attempt started; the node is `RUNNING`. Fails with a conflict if this
     /// attempt was already recorded.
     pub async fn start_attempt(&self, k: &ExecutionKey, node: &str, attempt: i64, log_path: &str) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.store.write.begin().await?;
-        let res = sqlx::query(
-            "INSERT INTO attempts (tenant_id, project, domain, execution, node, attempt, phase, log_path, started_at) VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', $7, $8)",
-        )
-        .bind(&self.tenant)
-        .bind(&k.project)
-        .bind(&k.domain)
-        .bind(&k.name)
-        .bind(node)
-        .bind(attempt)
-        .bind(log_path)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Ok(_) => {}
-            Err(e) if Error::is_unique_violation(&e) => {
-                return Err(Error::Conflict(format!("attempt {attempt} of node `{node}` is already recorded")))
-            }
-            Err(e) => return Err(e.into()),
+        if self.attempts(k, node).await?.iter().any(|a| a.attempt == attempt) {
+            return Err(Error::Conflict(format!("attempt {attempt} of node `{node}` is already recorded")));
         }
-        sqlx::query(&format!(
-            "UPDATE node_executions SET phase = 'RUNNING', attempts = $6, started_at = COALESCE(started_at, $7) WHERE {KEY} AND execution = $4 AND node = $5"
-        ))
-        .bind(&self.tenant)
-        .bind(&k.project)
-        .bind(&k.domain)
-        .bind(&k.name)
-        .bind(node)
-        .bind(attempt)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let op = ExecutionOp::StartAttempt { key: k.clone(), node: node.into(), attempt, log_path: log_path.into() };
+        self.store.apply_execution_ops(&[self.op(op)]).await
     }
 
     /// Records how a running attempt ended and its node's new state, together. Returns false
@@ -316,46 +388,10 @@ impl TenantStore<'_> {
         end: &AttemptEnd,
         update: &NodeUpdate,
     ) -> Result<bool> {
-        let now = now_ms();
         let mut tx = self.store.write.begin().await?;
-        let r = sqlx::query(&format!(
-            "UPDATE attempts SET phase = $7, error_kind = $8, message = $9, exit_code = $10, cpu_ms = $11, peak_memory_bytes = $12, finished_at = $13 \
-             WHERE {KEY} AND execution = $4 AND node = $5 AND attempt = $6 AND phase = 'RUNNING'"
-        ))
-        .bind(&self.tenant)
-        .bind(&k.project)
-        .bind(&k.domain)
-        .bind(&k.name)
-        .bind(node)
-        .bind(attempt)
-        .bind(&end.phase)
-        .bind(end.error_kind.as_deref())
-        .bind(end.message.as_deref())
-        .bind(end.exit_code)
-        .bind(end.cpu_ms)
-        .bind(end.peak_memory_bytes)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query(&format!(
-            "UPDATE node_executions SET phase = $6, outputs = $7, error = $8, finished_at = $9 WHERE {KEY} AND execution = $4 AND node = $5"
-        ))
-        .bind(&self.tenant)
-        .bind(&k.project)
-        .bind(&k.domain)
-        .bind(&k.name)
-        .bind(node)
-        .bind(&update.phase)
-        .bind(update.outputs.as_ref().map(|v| v.to_string()))
-        .bind(update.error.as_deref())
-        .bind(update.finished.then_some(now))
-        .execute(&mut *tx)
-        .await?;
+        let done = finish_attempt(&mut tx, &self.tenant, k, node, attempt, end, update).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(done)
     }
 
     /// Moves the execution to `phase`; terminal phases set `finished_at` and are final.
@@ -368,23 +404,10 @@ impl TenantStore<'_> {
         error: Option<&str>,
         terminal: bool,
     ) -> Result<bool> {
-        let now = now_ms();
-        let r = sqlx::query(&format!(
-            "UPDATE executions SET phase = $5, outputs = $6, error = $7, started_at = COALESCE(started_at, $8), finished_at = $9 \
-             WHERE {KEY} AND name = $4 AND finished_at IS NULL"
-        ))
-        .bind(&self.tenant)
-        .bind(&k.project)
-        .bind(&k.domain)
-        .bind(&k.name)
-        .bind(phase)
-        .bind(outputs.map(|v| v.to_string()))
-        .bind(error)
-        .bind(now)
-        .bind(terminal.then_some(now))
-        .execute(&self.store.write)
-        .await?;
-        Ok(r.rows_affected() > 0)
+        let mut tx = self.store.write.begin().await?;
+        let done = set_phase(&mut tx, &self.tenant, k, phase, outputs, error, terminal).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Records a request to terminate (durable, so a restart still honours it). False when
@@ -401,6 +424,237 @@ impl TenantStore<'_> {
         .execute(&self.store.write)
         .await?;
         Ok(r.rows_affected() > 0)
+    }
+
+    /// Cached outputs for a catalog key, if any.
+    pub async fn catalog_get(&self, k: &CatalogKey) -> Result<Option<Value>> {
+        let row: Option<String> = sqlx::query_scalar(
+            "SELECT outputs FROM catalog WHERE tenant_id = $1 AND project = $2 AND domain = $3 AND task_name = $4 \
+             AND cache_version = $5 AND interface_digest = $6 AND inputs_hash = $7",
+        )
+        .bind(&self.tenant)
+        .bind(&k.project)
+        .bind(&k.domain)
+        .bind(&k.task_name)
+        .bind(&k.cache_version)
+        .bind(&k.interface_digest)
+        .bind(&k.inputs_hash)
+        .fetch_optional(&self.store.read)
+        .await?;
+        row.map(|s| serde_json::from_str(&s).map_err(Error::from)).transpose()
+    }
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+async fn start_attempt(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    k: &ExecutionKey,
+    node: &str,
+    attempt: i64,
+    log_path: &str,
+) -> Result<()> {
+    let now = now_ms();
+    let r = sqlx::query(
+        "INSERT INTO attempts (tenant_id, project, domain, execution, node, attempt, phase, log_path, started_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', $7, $8) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.name)
+    .bind(node)
+    .bind(attempt)
+    .bind(log_path)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Ok(());
+    }
+    sqlx::query(&format!(
+        "UPDATE node_executions SET phase = 'RUNNING', attempts = $6, started_at = COALESCE(started_at, $7) WHERE {KEY} AND execution = $4 AND node = $5"
+    ))
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.name)
+    .bind(node)
+    .bind(attempt)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn update_node(tx: &mut Tx<'_>, tenant: &str, k: &ExecutionKey, node: &str, u: &NodeUpdate) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(&format!(
+        "UPDATE node_executions SET phase = $6, outputs = COALESCE($7, outputs), error = $8, finished_at = $9, \
+         cache_status = COALESCE($10, cache_status), started_at = COALESCE(started_at, $11) \
+         WHERE {KEY} AND execution = $4 AND node = $5"
+    ))
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.name)
+    .bind(node)
+    .bind(&u.phase)
+    .bind(u.outputs.as_ref().map(|v| v.to_string()))
+    .bind(u.error.as_deref())
+    .bind(u.finished.then_some(now))
+    .bind(u.cache_status.as_deref())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn finish_attempt(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    k: &ExecutionKey,
+    node: &str,
+    attempt: i64,
+    end: &AttemptEnd,
+    update: &NodeUpdate,
+) -> Result<bool> {
+    let r = sqlx::query(&format!(
+        "UPDATE attempts SET phase = $7, error_kind = $8, message = $9, exit_code = $10, cpu_ms = $11, peak_memory_bytes = $12, finished_at = $13, process_us = $14 \
+         WHERE {KEY} AND execution = $4 AND node = $5 AND attempt = $6 AND phase = 'RUNNING'"
+    ))
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.name)
+    .bind(node)
+    .bind(attempt)
+    .bind(&end.phase)
+    .bind(end.error_kind.as_deref())
+    .bind(end.message.as_deref())
+    .bind(end.exit_code)
+    .bind(end.cpu_ms)
+    .bind(end.peak_memory_bytes)
+    .bind(now_ms())
+    .bind(end.process_us)
+    .execute(&mut **tx)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    update_node(tx, tenant, k, node, update).await?;
+    Ok(true)
+}
+
+async fn set_phase(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    k: &ExecutionKey,
+    phase: &str,
+    outputs: Option<&Value>,
+    error: Option<&str>,
+    terminal: bool,
+) -> Result<bool> {
+    let now = now_ms();
+    let r = sqlx::query(&format!(
+        "UPDATE executions SET phase = $5, outputs = $6, error = $7, started_at = COALESCE(started_at, $8), finished_at = $9 \
+         WHERE {KEY} AND name = $4 AND finished_at IS NULL"
+    ))
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.name)
+    .bind(phase)
+    .bind(outputs.map(|v| v.to_string()))
+    .bind(error)
+    .bind(now)
+    .bind(terminal.then_some(now))
+    .execute(&mut **tx)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if terminal {
+        // Nothing stays open under a finished execution.
+        for (from, to) in [("'WAITING', 'QUEUED'", "SKIPPED"), ("'RUNNING'", "ABORTED")] {
+            sqlx::query(&format!(
+                "UPDATE node_executions SET phase = '{to}', finished_at = $5 WHERE {KEY} AND execution = $4 AND phase IN ({from})"
+            ))
+            .bind(tenant)
+            .bind(&k.project)
+            .bind(&k.domain)
+            .bind(&k.name)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        sqlx::query(&format!(
+            "UPDATE attempts SET phase = 'ABORTED', finished_at = $5 WHERE {KEY} AND execution = $4 AND phase = 'RUNNING'"
+        ))
+        .bind(tenant)
+        .bind(&k.project)
+        .bind(&k.domain)
+        .bind(&k.name)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(true)
+}
+
+async fn catalog_put(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    k: &CatalogKey,
+    outputs: &Value,
+    execution: &str,
+    node: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO catalog (tenant_id, project, domain, task_name, cache_version, interface_digest, inputs_hash, outputs, source_execution, source_node, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.task_name)
+    .bind(&k.cache_version)
+    .bind(&k.interface_digest)
+    .bind(&k.inputs_hash)
+    .bind(outputs.to_string())
+    .bind(execution)
+    .bind(node)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl crate::Store {
+    /// Applies ops in order in one transaction: all of them or none.
+    pub async fn apply_execution_ops(&self, ops: &[TenantOp]) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        for t in ops {
+            let tenant = t.tenant.as_str();
+            match &t.op {
+                ExecutionOp::StartAttempt { key, node, attempt, log_path } => {
+                    start_attempt(&mut tx, tenant, key, node, *attempt, log_path).await?
+                }
+                ExecutionOp::FinishAttempt { key, node, attempt, end, update } => {
+                    finish_attempt(&mut tx, tenant, key, node, *attempt, end, update).await?;
+                }
+                ExecutionOp::Node { key, node, update } => update_node(&mut tx, tenant, key, node, update).await?,
+                ExecutionOp::Phase { key, phase, outputs, error, terminal } => {
+                    set_phase(&mut tx, tenant, key, phase, outputs.as_ref(), error.as_deref(), *terminal).await?;
+                }
+                ExecutionOp::CatalogPut { key, outputs, execution, node } => {
+                    catalog_put(&mut tx, tenant, key, outputs, execution, node).await?
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
 

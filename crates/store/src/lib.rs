@@ -18,7 +18,10 @@ mod tenant;
 pub use access::RoleStore;
 pub use db::{redact, Backend, Store, StoreOptions};
 pub use error::Error;
-pub use executions::{AttemptEnd, AttemptRecord, ExecutionKey, ExecutionRecord, NewExecution, NodeRecord, NodeUpdate};
+pub use executions::{
+    AttemptEnd, AttemptRecord, CatalogKey, ExecutionFilter, ExecutionKey, ExecutionOp, ExecutionRecord, NewExecution,
+    NodeRecord, NodeUpdate, TenantOp,
+};
 pub use page::{Page, PageRequest, MAX_LIMIT as PAGE_MAX_LIMIT};
 pub use platform::{hash_secret, NewToken, PlatformStore, PolicySnapshot, TokenInfo};
 pub use records::{

@@ -21,6 +21,7 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_registry_generation.sql"),
     },
     Migration { version: 5, name: "executions", sql: include_str!("../migrations/0005_executions.sql") },
+    Migration { version: 6, name: "engine", sql: include_str!("../migrations/0006_engine.sql") },
 ];
 
 const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"

@@ -23,6 +23,12 @@ pub struct ServerConfig {
     /// OIDC and platform administrators.
     #[serde(default)]
     pub auth: tf_server::AuthOptions,
+    /// How task attempts run: isolation, slots, bubblewrap path.
+    #[serde(default)]
+    pub executor: tf_server::ExecutorSettings,
+    /// Where inputs, outputs and logs are kept.
+    #[serde(default)]
+    pub storage: tf_server::StorageSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +54,8 @@ impl Default for ServerConfig {
             limits: Limits { max_body_bytes: 16 * 1024 * 1024 },
             log: LogConfig { format: "text".into(), level: "info".into() },
             auth: Default::default(),
+            executor: Default::default(),
+            storage: Default::default(),
         }
     }
 }

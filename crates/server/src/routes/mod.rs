@@ -1,6 +1,7 @@
 //! Request handlers, one module per resource. Handlers assume admission already happened
 //! (see `auth`); they obtain tenant-scoped store handles through [`project_scope`].
 
+pub mod executions;
 pub mod health;
 pub mod me;
 pub mod projects;

@@ -67,6 +67,8 @@ pub async fn run(args: &DemoArgs, started: std::time::Instant) -> Result<(), Cli
         database_url: None,
         max_body_bytes: 16 << 20,
         auth: Default::default(),
+        executor: Default::default(),
+        storage: Default::default(),
     };
     let server = start(&opts).await?;
     let token_path = args.data_dir.join(ADMIN_TOKEN_FILE);

@@ -25,6 +25,8 @@ pub fn server_options(cfg: &ServerConfig) -> Result<ServerOptions, CliError> {
         database_url: cfg.database_url.clone(),
         max_body_bytes: cfg.limits.max_body_bytes,
         auth: cfg.auth.clone(),
+        executor: cfg.executor.clone(),
+        storage: cfg.storage.clone(),
     })
 }
 

@@ -92,6 +92,8 @@ impl TestServer {
             database_url: db.url.clone(),
             max_body_bytes: 1 << 20,
             auth,
+            executor: Default::default(),
+            storage: Default::default(),
         };
         let server = tf_server::start(&opts).await.expect("server starts");
         let admin =
@@ -110,10 +112,17 @@ impl TestServer {
             database_url: self._db.url.clone(),
             max_body_bytes: 1 << 20,
             auth: Default::default(),
+            executor: Default::default(),
+            storage: Default::default(),
         };
         let r = tf_server::start(&opts).await.expect("replica starts");
         let base = format!("http://{}", r.addr);
         (r, base)
+    }
+
+    /// A tenant's data area on this server's host.
+    pub fn data_dir(&self, tenant: &str) -> std::path::PathBuf {
+        self.server.as_ref().expect("running").engine().data_dir(tenant)
     }
 
     pub fn store(&self) -> &Store {

@@ -28,6 +28,8 @@ pub fn concrete(path: &str) -> String {
             },
         )
         .replace("{version}", "v1")
+        .replace("{node}", "load")
+        .replace("{attempt}", "1")
         .replace("{role}", "victim")
         .replace("{id}", "0000000000000000")
 }
@@ -37,6 +39,12 @@ pub fn body(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
     let j = |v: Value| Some(("application/json", v.to_string().into_bytes()));
     match (method, path) {
         ("POST", p) if p.starts_with("/api/v1/register") => Some(("application/yaml", ALPHA.as_bytes().to_vec())),
+        // A plan that does not exist: the handler's 404 comes after admission.
+        ("POST", "/api/v1/executions") => {
+            j(json!({"project": "ml-alpha", "domain": "development", "launch_plan": "no-such-plan"}))
+        }
+        ("POST", p) if p.starts_with("/api/v1/executions/") && p.ends_with("/relaunch") => j(json!({})),
+        ("POST", p) if p.starts_with("/api/v1/executions/") => j(json!({"launch_plan": "no-such-plan"})),
         ("POST", "/api/v1/projects") => j(json!({"id": "newproj", "tenant": "team-alpha"})),
         ("POST", "/api/v1/tenants") => j(json!({"id": "newtenant"})),
         ("PUT", p) if p.contains("/roles/") => {

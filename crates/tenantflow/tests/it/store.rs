@@ -156,7 +156,7 @@ async fn reopening_keeps_data_and_skips_applied_migrations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executions_record_attempts_once_and_stay_in_their_tenant() {
     use serde_json::json;
-    use tf_store::{AttemptEnd, ExecutionKey, NewExecution, NodeUpdate};
+    use tf_store::{AttemptEnd, ExecutionFilter, ExecutionKey, NewExecution, NodeUpdate};
     each(async |store: Store| {
         let t = store.tenant("team-alpha");
         t.create_project(&project("ml-alpha"), true).await.unwrap();
@@ -169,6 +169,8 @@ async fn executions_record_attempts_once_and_stay_in_their_tenant() {
             inputs: json!({"p": "x"}),
             nodes: vec!["load".into(), "proc".into()],
             created_by: "alice".into(),
+            relaunch_of: None,
+            max_parallelism: None,
         };
         let e = t.create_execution(&new("e1")).await.unwrap();
         assert_eq!(e.phase, "QUEUED");
@@ -183,8 +185,12 @@ async fn executions_record_attempts_once_and_stay_in_their_tenant() {
         t.start_attempt(&key("e1"), "load", 1, "/logs/1").await.unwrap();
         assert!(matches!(t.start_attempt(&key("e1"), "load", 1, "/logs/1").await, Err(tf_store::Error::Conflict(_))));
         let end = AttemptEnd { phase: "SUCCEEDED".into(), exit_code: Some(0), cpu_ms: Some(12), ..Default::default() };
-        let upd =
-            NodeUpdate { phase: "SUCCEEDED".into(), outputs: Some(json!({"rows": 3})), error: None, finished: true };
+        let upd = NodeUpdate {
+            phase: "SUCCEEDED".into(),
+            outputs: Some(json!({"rows": 3})),
+            finished: true,
+            ..Default::default()
+        };
         assert!(t.finish_attempt(&key("e1"), "load", 1, &end, &upd).await.unwrap());
         assert!(
             !t.finish_attempt(&key("e1"), "load", 1, &end, &upd).await.unwrap(),
@@ -215,24 +221,41 @@ async fn executions_record_attempts_once_and_stay_in_their_tenant() {
             t.create_execution(&new(&format!("e{i}"))).await.unwrap();
         }
         let all = t
-            .list_executions("ml-alpha", "development", None, &PageRequest { limit: Some(4), token: None })
+            .list_executions(
+                "ml-alpha",
+                "development",
+                &Default::default(),
+                &PageRequest { limit: Some(4), token: None },
+            )
             .await
             .unwrap();
         assert_eq!(all.items.len(), 4);
         let rest = t
-            .list_executions("ml-alpha", "development", None, &PageRequest { limit: Some(4), token: all.next_token })
+            .list_executions(
+                "ml-alpha",
+                "development",
+                &Default::default(),
+                &PageRequest { limit: Some(4), token: all.next_token },
+            )
             .await
             .unwrap();
         assert_eq!(all.items.len() + rest.items.len(), 7);
-        let done =
-            t.list_executions("ml-alpha", "development", Some("SUCCEEDED"), &PageRequest::default()).await.unwrap();
+        let done = t
+            .list_executions(
+                "ml-alpha",
+                "development",
+                &ExecutionFilter { phase: Some("SUCCEEDED".into()), ..Default::default() },
+                &PageRequest::default(),
+            )
+            .await
+            .unwrap();
         assert_eq!(done.items.len(), 1);
         // Another tenant sees none of it.
         let b = store.tenant("team-beta");
         assert!(b.get_execution(&key("e1")).await.unwrap().is_none());
         assert!(b.node_executions(&key("e1")).await.unwrap().is_empty());
         assert!(b
-            .list_executions("ml-alpha", "development", None, &PageRequest::default())
+            .list_executions("ml-alpha", "development", &Default::default(), &PageRequest::default())
             .await
             .unwrap()
             .items

@@ -1,0 +1,510 @@
+//! The driver: one task that owns every running execution's state and is fed events —
+//! submissions, terminations, loaded executions, finished attempts. It asks the pure state
+//! machine (`tf_model::execution`) what to do, records each decision through the journal and
+//! spawns attempts.
+//!
+//! Invariants: only this task touches execution state (no locks); records of one execution
+//! are journalled in decision order; an execution is marked finished only after every attempt
+//! it started has reported, so no attempt is left `RUNNING` under a finished execution; two
+//! identical cacheable attempts in flight run once — the others wait for its outputs.
+
+use crate::attempt::{self, Ctx, Job, Report};
+use crate::plan::{self, Loaded, TaskRun, DEFAULT_MAX_PARALLELISM};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tf_model::execution::{Action, AttemptOutcome, ExecutionPhase, ExecutionState, NodePhase, NodeState};
+use tf_store::{
+    AttemptEnd, AttemptRecord, CatalogKey, ExecutionKey, ExecutionOp, ExecutionRecord, NodeRecord, NodeUpdate,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+pub enum Event {
+    Submit { tenant: String, key: ExecutionKey },
+    Terminate { tenant: String, key: ExecutionKey, reason: String },
+    Loaded { tenant: String, key: ExecutionKey, result: Result<Option<Box<Ready>>, String> },
+    Reported { run: u64, node: u32, attempt: u32, report: Report },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// An execution read back from the store, ready to drive.
+pub struct Ready {
+    record: ExecutionRecord,
+    loaded: Loaded,
+    nodes: Vec<NodeRecord>,
+    attempts: Vec<AttemptRecord>,
+}
+
+type Id = (String, ExecutionKey);
+
+struct Run {
+    tenant: String,
+    key: ExecutionKey,
+    user: String,
+    state: ExecutionState,
+    tasks: Vec<Arc<TaskRun>>,
+    kills: HashMap<u32, watch::Sender<bool>>,
+    /// Catalog entry each cacheable running node is computing.
+    cache_of: HashMap<u32, (String, CatalogKey)>,
+    /// Spawned attempt jobs that have not reported.
+    outstanding: u32,
+    finish: Option<(ExecutionPhase, Option<Value>, Option<String>)>,
+}
+
+pub struct Driver {
+    ctx: Arc<Ctx>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    tx: mpsc::UnboundedSender<Event>,
+    runs: HashMap<u64, Run>,
+    by_key: HashMap<Id, u64>,
+    /// Executions being loaded, with a termination that arrived meanwhile.
+    loading: HashMap<Id, Option<String>>,
+    /// Cacheable attempts in flight, by catalog id: who waits for their outputs.
+    inflight: HashMap<String, Vec<(u64, u32, u32)>>,
+    next: u64,
+    jobs: JoinSet<()>,
+}
+
+pub fn node_phase(p: NodePhase) -> &'static str {
+    match p {
+        NodePhase::Waiting => "WAITING",
+        NodePhase::Queued => "QUEUED",
+        NodePhase::Running => "RUNNING",
+        NodePhase::Succeeded => "SUCCEEDED",
+        NodePhase::Failed => "FAILED",
+        NodePhase::TimedOut => "TIMED_OUT",
+        NodePhase::Skipped => "SKIPPED",
+        NodePhase::Aborted => "ABORTED",
+    }
+}
+
+pub fn execution_phase(p: ExecutionPhase) -> &'static str {
+    match p {
+        ExecutionPhase::Queued => "QUEUED",
+        ExecutionPhase::Running => "RUNNING",
+        ExecutionPhase::Succeeded => "SUCCEEDED",
+        ExecutionPhase::Failed => "FAILED",
+        ExecutionPhase::Aborted => "ABORTED",
+        ExecutionPhase::TimedOut => "TIMED_OUT",
+    }
+}
+
+/// Delay before a retry: 100 ms doubling per failure, at most 5 s.
+fn backoff(n: &NodeState) -> Duration {
+    let failures = n.user_failures + n.system_failures;
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(100u64.saturating_mul(1 << (failures - 1).min(6))).min(Duration::from_secs(5))
+}
+
+fn cache_id(tenant: &str, k: &CatalogKey) -> String {
+    [tenant, &k.project, &k.domain, &k.task_name, &k.cache_version, &k.interface_digest, &k.inputs_hash].join("\u{0}")
+}
+
+impl Driver {
+    pub fn new(ctx: Arc<Ctx>, tx: mpsc::UnboundedSender<Event>, rx: mpsc::UnboundedReceiver<Event>) -> Driver {
+        Driver {
+            ctx,
+            rx,
+            tx,
+            runs: HashMap::new(),
+            by_key: HashMap::new(),
+            loading: HashMap::new(),
+            inflight: HashMap::new(),
+            next: 1,
+            jobs: JoinSet::new(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                ev = self.rx.recv() => match ev {
+                    Some(Event::Shutdown(done)) => {
+                        // Running attempts die with their jobs (their processes are killed);
+                        // their records stay RUNNING and are retried after the restart.
+                        self.jobs.shutdown().await;
+                        self.ctx.journal.commit(Vec::new()).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(ev) => self.on_event(ev),
+                    None => return,
+                },
+                Some(_) = self.jobs.join_next(), if !self.jobs.is_empty() => {}
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Submit { tenant, key } => self.submit(tenant, key, None),
+            Event::Terminate { tenant, key, reason } => {
+                let id = (tenant, key);
+                if let Some(&run) = self.by_key.get(&id) {
+                    let actions = self.runs.get_mut(&run).map(|r| r.state.terminate(&reason)).unwrap_or_default();
+                    self.act(run, actions);
+                } else if let Some(pending) = self.loading.get_mut(&id) {
+                    *pending = Some(reason);
+                } else {
+                    // Not running here: load it; the stored abort request finishes it.
+                    self.submit(id.0, id.1, Some(reason));
+                }
+            }
+            Event::Loaded { tenant, key, result } => self.loaded(tenant, key, result),
+            Event::Reported { run, node, attempt, report } => self.reported(run, node, attempt, report),
+            Event::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn submit(&mut self, tenant: String, key: ExecutionKey, abort: Option<String>) {
+        let id = (tenant.clone(), key.clone());
+        if self.by_key.contains_key(&id) || self.loading.contains_key(&id) {
+            return;
+        }
+        self.loading.insert(id, abort);
+        let (ctx, tx) = (self.ctx.clone(), self.tx.clone());
+        self.jobs.spawn(async move {
+            let result = load(&ctx, &tenant, &key).await;
+            let _ = tx.send(Event::Loaded { tenant, key, result });
+        });
+    }
+
+    fn loaded(&mut self, tenant: String, key: ExecutionKey, result: Result<Option<Box<Ready>>, String>) {
+        let id = (tenant.clone(), key.clone());
+        let pending_abort = self.loading.remove(&id).flatten();
+        let ready = match result {
+            Ok(Some(r)) => r,
+            Ok(None) => return, // already finished, or gone
+            Err(e) => {
+                tracing::error!(tenant = %tenant, execution = %key.name, error = %e, "cannot load execution");
+                let op = ExecutionOp::Phase {
+                    key,
+                    phase: "FAILED".into(),
+                    outputs: None,
+                    error: Some(format!("the execution cannot be run: {e}")),
+                    terminal: true,
+                };
+                self.ctx.journal.send(vec![self.ctx.store.tenant(&tenant).op(op)]);
+                return;
+            }
+        };
+        let Ready { record, loaded, nodes, attempts } = *ready;
+        let ts = self.ctx.store.tenant(&tenant);
+        let interfaces = loaded.tasks.iter().map(|t| (t.interface.clone(), t.spec.retries)).collect();
+        let inputs = record.inputs.as_object().cloned().unwrap_or_default();
+        let parallelism = record.max_parallelism.map(|p| p as u32).unwrap_or(DEFAULT_MAX_PARALLELISM);
+        let mut state = ExecutionState::new(loaded.workflow, interfaces, inputs, parallelism);
+
+        // Restore what an earlier run of this server did.
+        let mut by_node: HashMap<&str, Vec<&AttemptRecord>> = HashMap::new();
+        for a in &attempts {
+            by_node.entry(a.node.as_str()).or_default().push(a);
+        }
+        let mut ops = Vec::new();
+        let mut failed: Option<String> = None;
+        for n in &nodes {
+            let i = n.index as u32;
+            let list = by_node.get(n.node.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            let count = |kind: &str| list.iter().filter(|a| a.error_kind.as_deref() == Some(kind)).count() as u32;
+            let (user, system) = (count("user"), count("system"));
+            let attempts_made = list.iter().map(|a| a.attempt as u32).max().unwrap_or(0);
+            let interrupted = list.iter().find(|a| a.phase == "RUNNING");
+            match n.phase.as_str() {
+                "SUCCEEDED" => state.restore(i, NodePhase::Succeeded, attempts_made, (user, system), n.outputs.clone()),
+                "FAILED" | "TIMED_OUT" => {
+                    failed.get_or_insert_with(|| {
+                        format!("node `{}` failed: {}", n.node, n.error.clone().unwrap_or_default())
+                    });
+                }
+                _ => {
+                    if let Some(a) = interrupted {
+                        let message = "interrupted: the server stopped while this attempt ran".to_string();
+                        ops.push(ts.op(ExecutionOp::FinishAttempt {
+                            key: key.clone(),
+                            node: n.node.clone(),
+                            attempt: a.attempt,
+                            end: AttemptEnd {
+                                phase: "FAILED".into(),
+                                error_kind: Some("system".into()),
+                                message: Some(message.clone()),
+                                ..Default::default()
+                            },
+                            update: NodeUpdate { phase: "QUEUED".into(), error: Some(message), ..Default::default() },
+                        }));
+                        state.restore(i, NodePhase::Running, attempts_made, (user, system), None);
+                    } else {
+                        state.restore(i, NodePhase::Waiting, attempts_made, (user, system), None);
+                    }
+                }
+            }
+        }
+        if record.phase == "QUEUED" {
+            ops.push(ts.op(ExecutionOp::Phase {
+                key: key.clone(),
+                phase: "RUNNING".into(),
+                outputs: None,
+                error: None,
+                terminal: false,
+            }));
+        }
+        self.ctx.journal.send(ops);
+        let run = self.next;
+        self.next += 1;
+        self.runs.insert(
+            run,
+            Run {
+                tenant: tenant.clone(),
+                key: key.clone(),
+                user: record.created_by.clone(),
+                state,
+                tasks: loaded.tasks,
+                kills: HashMap::new(),
+                cache_of: HashMap::new(),
+                outstanding: 0,
+                finish: None,
+            },
+        );
+        self.by_key.insert(id, run);
+        let r = self.runs.get_mut(&run).expect("just inserted");
+        let actions = if let Some(e) = failed {
+            r.state.start();
+            let mut a = r.state.terminate(&e);
+            if let Some(Action::Finish { phase, .. }) = a.last_mut() {
+                *phase = ExecutionPhase::Failed;
+            }
+            a
+        } else if let Some(reason) = record.abort_requested.clone().or(pending_abort) {
+            r.state.start();
+            r.state.terminate(&format!("terminated by {reason}"))
+        } else {
+            r.state.start()
+        };
+        self.act(run, actions);
+    }
+
+    fn act(&mut self, run: u64, actions: Vec<Action>) {
+        for a in actions {
+            let Some(r) = self.runs.get_mut(&run) else { return };
+            match a {
+                Action::Start { node, attempt, inputs } => self.start(run, node, attempt, inputs),
+                Action::Kill { node } => {
+                    if let Some(k) = r.kills.get(&node) {
+                        let _ = k.send(true);
+                    }
+                }
+                Action::Finish { phase, outputs, error } => {
+                    r.finish = Some((phase, outputs, error));
+                }
+            }
+        }
+        self.maybe_close(run);
+    }
+
+    fn start(&mut self, run: u64, node: u32, attempt: u32, inputs: Value) {
+        let Some(r) = self.runs.get_mut(&run) else { return };
+        let task = r.tasks[node as usize].clone();
+        let mut cache = None;
+        if let Some(version) = &task.cache_version {
+            let key = CatalogKey {
+                project: r.key.project.clone(),
+                domain: r.key.domain.clone(),
+                task_name: task.task.name.clone(),
+                cache_version: version.clone(),
+                interface_digest: task.interface_digest.clone(),
+                inputs_hash: tf_model::digest::digest(&inputs),
+            };
+            let id = cache_id(&r.tenant, &key);
+            if let Some(waiters) = self.inflight.get_mut(&id) {
+                // An identical attempt is running: wait for its outputs instead of running again.
+                waiters.push((run, node, attempt));
+                return;
+            }
+            self.inflight.insert(id.clone(), Vec::new());
+            r.cache_of.insert(node, (id, key.clone()));
+            cache = Some(key);
+        }
+        self.spawn(run, node, attempt, inputs, cache);
+    }
+
+    fn spawn(&mut self, run: u64, node: u32, attempt: u32, inputs: Value, cache: Option<CatalogKey>) {
+        let Some(r) = self.runs.get_mut(&run) else { return };
+        let (kill, rx) = watch::channel(false);
+        r.kills.insert(node, kill);
+        r.outstanding += 1;
+        let job = Job {
+            tenant: r.tenant.clone(),
+            key: r.key.clone(),
+            node: r.state.node_id(node).to_string(),
+            attempt,
+            user: r.user.clone(),
+            task: r.tasks[node as usize].clone(),
+            inputs,
+            cache,
+            backoff: backoff(&r.state.nodes()[node as usize]),
+            kill: rx,
+        };
+        let (ctx, tx) = (self.ctx.clone(), self.tx.clone());
+        self.jobs.spawn(async move {
+            let report = attempt::run(ctx, job).await;
+            let _ = tx.send(Event::Reported { run, node, attempt, report });
+        });
+    }
+
+    fn reported(&mut self, run: u64, node: u32, attempt: u32, report: Report) {
+        let Some(r) = self.runs.get_mut(&run) else { return };
+        r.outstanding -= 1;
+        r.kills.remove(&node);
+        let cache = r.cache_of.remove(&node);
+        let node_id = r.state.node_id(node).to_string();
+        let ts = self.ctx.store.tenant(&r.tenant);
+        let mut ops = Vec::new();
+        let mut actions = Vec::new();
+        let mut succeeded: Option<Value> = None;
+        match report {
+            Report::CacheHit(outputs) => {
+                actions = r.state.on_attempt(node, AttemptOutcome::Succeeded(outputs));
+                let n = &r.state.nodes()[node as usize];
+                succeeded = n.outputs.clone().filter(|_| n.phase == NodePhase::Succeeded);
+                ops.push(ts.op(ExecutionOp::Node {
+                    key: r.key.clone(),
+                    node: node_id,
+                    update: node_update(n, Some("HIT")),
+                }));
+            }
+            Report::NotStarted => {
+                if !r.state.phase().is_terminal() {
+                    actions =
+                        r.state.on_attempt(node, AttemptOutcome::SystemError("the attempt could not start".into()));
+                }
+            }
+            Report::Ran { outcome, mut end } => {
+                if let Some(o) = outcome.filter(|_| !r.state.phase().is_terminal()) {
+                    actions = r.state.on_attempt(node, o);
+                }
+                let n = &r.state.nodes()[node as usize];
+                if n.phase == NodePhase::Succeeded {
+                    succeeded = n.outputs.clone();
+                } else if end.phase == "SUCCEEDED" {
+                    // The process succeeded but its outputs do not match the interface.
+                    end.phase = "FAILED".into();
+                    end.error_kind = Some("user".into());
+                    end.message = n.error.clone();
+                }
+                let status = match (&r.tasks[node as usize].cache_version, &succeeded) {
+                    (None, _) => Some("DISABLED"),
+                    (Some(_), Some(_)) => Some("MISS"),
+                    (Some(_), None) => None,
+                };
+                ops.push(ts.op(ExecutionOp::FinishAttempt {
+                    key: r.key.clone(),
+                    node: node_id.clone(),
+                    attempt: attempt as i64,
+                    end,
+                    update: node_update(n, status),
+                }));
+                if let (Some((_, ck)), Some(out)) = (&cache, &succeeded) {
+                    ops.push(ts.op(ExecutionOp::CatalogPut {
+                        key: ck.clone(),
+                        outputs: out.clone(),
+                        execution: r.key.name.clone(),
+                        node: node_id,
+                    }));
+                }
+            }
+        }
+        self.ctx.journal.send(ops);
+        if let Some((id, _)) = cache {
+            self.resolve_waiters(id, succeeded);
+        }
+        self.act(run, actions);
+    }
+
+    /// The attempt computing a catalog entry ended: its waiters reuse the outputs, or (if it
+    /// failed) the first of them runs the task itself.
+    fn resolve_waiters(&mut self, id: String, outputs: Option<Value>) {
+        let Some(waiters) = self.inflight.remove(&id) else { return };
+        let live: Vec<(u64, u32, u32)> = waiters
+            .into_iter()
+            .filter(|(run, node, _)| {
+                self.runs.get(run).is_some_and(|r| r.state.nodes()[*node as usize].phase == NodePhase::Running)
+            })
+            .collect();
+        match outputs {
+            Some(out) => {
+                for (run, node, attempt) in live {
+                    if let Some(r) = self.runs.get_mut(&run) {
+                        // Delivered as if the waiter's own job reported a cache hit.
+                        r.outstanding += 1;
+                        self.reported(run, node, attempt, Report::CacheHit(out.clone()));
+                    }
+                }
+            }
+            None => {
+                let mut rest = live.into_iter();
+                if let Some((run, node, attempt)) = rest.next() {
+                    self.inflight.insert(id.clone(), rest.collect());
+                    if let Some(r) = self.runs.get_mut(&run) {
+                        let inputs = r.state.node_inputs(node);
+                        let task = r.tasks[node as usize].clone();
+                        let key = CatalogKey {
+                            project: r.key.project.clone(),
+                            domain: r.key.domain.clone(),
+                            task_name: task.task.name.clone(),
+                            cache_version: task.cache_version.clone().unwrap_or_default(),
+                            interface_digest: task.interface_digest.clone(),
+                            inputs_hash: tf_model::digest::digest(&inputs),
+                        };
+                        r.cache_of.insert(node, (id, key.clone()));
+                        self.spawn(run, node, attempt, inputs, Some(key));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the end of an execution once nothing of it is still running.
+    fn maybe_close(&mut self, run: u64) {
+        let Some(r) = self.runs.get(&run) else { return };
+        if r.outstanding > 0 || r.finish.is_none() {
+            return;
+        }
+        let r = self.runs.remove(&run).expect("present");
+        self.by_key.remove(&(r.tenant.clone(), r.key.clone()));
+        let (phase, outputs, error) = r.finish.expect("checked");
+        let op = ExecutionOp::Phase {
+            key: r.key.clone(),
+            phase: execution_phase(phase).into(),
+            outputs,
+            error,
+            terminal: true,
+        };
+        self.ctx.journal.send(vec![self.ctx.store.tenant(&r.tenant).op(op)]);
+        tracing::info!(tenant = %r.tenant, project = %r.key.project, domain = %r.key.domain, execution = %r.key.name, phase = execution_phase(phase), "execution finished");
+    }
+}
+
+fn node_update(n: &NodeState, cache_status: Option<&str>) -> NodeUpdate {
+    NodeUpdate {
+        phase: node_phase(n.phase).into(),
+        outputs: if n.phase == NodePhase::Succeeded { n.outputs.clone() } else { None },
+        error: if n.phase == NodePhase::Succeeded { None } else { n.error.clone() },
+        finished: n.phase.is_terminal(),
+        cache_status: cache_status.map(str::to_string),
+    }
+}
+
+async fn load(ctx: &Ctx, tenant: &str, key: &ExecutionKey) -> Result<Option<Box<Ready>>, String> {
+    let ts = ctx.store.tenant(tenant);
+    let Some(record) = ts.get_execution(key).await.map_err(|e| e.to_string())? else { return Ok(None) };
+    if record.finished_at.is_some() {
+        return Ok(None);
+    }
+    let loaded = plan::load(&ts, &record).await?;
+    let nodes = ts.node_executions(key).await.map_err(|e| e.to_string())?;
+    let attempts = ts.execution_attempts(key).await.map_err(|e| e.to_string())?;
+    Ok(Some(Box::new(Ready { record, loaded, nodes, attempts })))
+}

@@ -1,0 +1,184 @@
+//! The workflow engine: runs executions to their end, durably.
+//!
+//! `plan` turns a launch into a checked execution and loads what the engine runs; `driver` is
+//! the component that owns every running execution and its loop; `attempt` runs one task
+//! attempt through the local executor; `journal` is the one writer of execution records
+//! (group commit); `blobs` is the per-tenant blob layout over `object_store`.
+//!
+//! Invariant: every decision is journalled before anything it implies is started, so after a
+//! crash the store holds a consistent prefix of the engine's history and [`Engine::start`]
+//! resumes every unfinished execution from it — no finished attempt lost, none run twice.
+
+mod attempt;
+pub mod blobs;
+mod driver;
+mod journal;
+pub mod plan;
+
+pub use blobs::Blobs;
+pub use driver::{execution_phase, node_phase};
+pub use plan::{Launch, LaunchError, Target};
+pub use tf_executor::{ExecutorOptions, Isolation};
+
+use attempt::Ctx;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tf_store::{ExecutionKey, Store};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Working directories (`work/`) and tenants' data areas (`tenants/{tenant}/data`) live
+    /// here; so do blobs unless `blob_url` says otherwise.
+    pub data_dir: PathBuf,
+    /// `file:///DIR` or `s3://BUCKET/PREFIX`; default `DATA_DIR/blobs`.
+    pub blob_url: Option<String>,
+    pub executor: ExecutorOptions,
+    /// Attempts running at once on this host.
+    pub slots: usize,
+}
+
+impl EngineOptions {
+    pub fn new(data_dir: &Path) -> EngineOptions {
+        EngineOptions {
+            data_dir: data_dir.to_path_buf(),
+            blob_url: None,
+            executor: ExecutorOptions::default(),
+            slots: default_slots(),
+        }
+    }
+}
+
+/// Four attempts per core, at least eight: tasks often wait on IO.
+pub fn default_slots() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8).max(8)
+}
+
+/// Whether tasks can run here, for `/readyz`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// `bubblewrap`, `off` (the operator turned isolation off) or `unavailable`.
+    pub sandbox: String,
+    /// Why tasks are refused, when they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    pub cgroups: Option<String>,
+    pub blobs: String,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.refused.is_none()
+    }
+}
+
+pub struct Engine {
+    tx: mpsc::UnboundedSender<driver::Event>,
+    ctx: Arc<Ctx>,
+    readiness: Readiness,
+    tasks: Mutex<Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EngineError(pub String);
+
+impl Engine {
+    /// Probes the sandbox, opens blob storage, starts the driver and resumes every unfinished
+    /// execution in the store.
+    pub async fn start(store: Store, opts: EngineOptions) -> Result<Engine, EngineError> {
+        let blobs = match &opts.blob_url {
+            Some(url) => Blobs::from_url(url),
+            None => Blobs::local(&opts.data_dir.join("blobs")),
+        }
+        .map_err(|e| EngineError(e.to_string()))?;
+        let refused = match tf_executor::probe(&opts.executor).await {
+            Ok(()) => None,
+            Err(e) => Some(format!("{e}; tasks are refused (set `executor.isolation: off` to run them unsandboxed)")),
+        };
+        let sandbox = match (&refused, opts.executor.isolation) {
+            (Some(_), _) => "unavailable",
+            (None, Isolation::Off) => "off",
+            (None, Isolation::Sandbox) => "bubblewrap",
+        };
+        match (&refused, opts.executor.isolation) {
+            (Some(why), _) => tracing::error!(reason = %why, "the task sandbox is unavailable"),
+            (None, Isolation::Off) => {
+                tracing::warn!("task isolation is OFF: tasks run as plain processes with this server's rights")
+            }
+            _ => {}
+        }
+        let readiness = Readiness {
+            sandbox: sandbox.into(),
+            refused: refused.clone(),
+            cgroups: opts.executor.cgroups.as_ref().map(|c| format!("{c:?}")),
+            blobs: blobs.base().to_string(),
+        };
+        let (journal, journal_task) = journal::Journal::start(store.clone());
+        let ctx = Arc::new(Ctx {
+            store: store.clone(),
+            journal,
+            blobs,
+            executor: opts.executor.clone(),
+            work_root: opts.data_dir.join("work"),
+            data_root: opts.data_dir.join("tenants"),
+            refused,
+            slots: Arc::new(Semaphore::new(opts.slots.max(1))),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(driver::Driver::new(ctx.clone(), tx.clone(), rx).run());
+        let unfinished = store.platform().unfinished_executions().await.map_err(|e| EngineError(e.to_string()))?;
+        if !unfinished.is_empty() {
+            tracing::info!(executions = unfinished.len(), "resuming unfinished executions");
+        }
+        for (tenant, key) in unfinished {
+            let _ = tx.send(driver::Event::Submit { tenant, key });
+        }
+        Ok(Engine { tx, ctx, readiness, tasks: Mutex::new(Some((driver, journal_task))) })
+    }
+
+    /// Runs a created execution.
+    pub fn submit(&self, tenant: &str, key: &ExecutionKey) {
+        let _ = self.tx.send(driver::Event::Submit { tenant: tenant.into(), key: key.clone() });
+    }
+
+    /// Stops an execution: running attempts are killed, the rest never starts. The caller
+    /// has recorded the request in the store first.
+    pub fn terminate(&self, tenant: &str, key: &ExecutionKey, by: &str) {
+        let _ = self.tx.send(driver::Event::Terminate { tenant: tenant.into(), key: key.clone(), reason: by.into() });
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    pub fn blobs(&self) -> &Blobs {
+        &self.ctx.blobs
+    }
+
+    /// The log file of an attempt while it runs.
+    pub fn live_log(&self, tenant: &str, key: &ExecutionKey, node: &str, attempt: u32) -> PathBuf {
+        self.ctx.work_dir(tenant, key, node, attempt).join(".tenantflow").join("log")
+    }
+
+    /// A tenant's data area on this host.
+    pub fn data_dir(&self, tenant: &str) -> PathBuf {
+        self.ctx.data_dir(tenant)
+    }
+
+    /// Kills running attempts (they are retried after a restart), flushes the journal and
+    /// stops the driver.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(driver::Event::Shutdown(done)).is_ok() {
+            let _ = wait.await;
+        }
+        let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
+        if let Some((driver, journal)) = tasks {
+            let _ = driver.await;
+            journal.abort();
+        }
+    }
+}

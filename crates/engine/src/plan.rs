@@ -1,0 +1,250 @@
+//! From registered entities to something runnable: launching (resolving a launch plan or
+//! workflow and checking the inputs against its interface) and loading an execution's
+//! workflow and tasks for the engine.
+//!
+//! Invariant: an execution is created only with a complete, type-checked set of inputs —
+//! launch-plan defaults applied, fixed inputs unchangeable — so the engine never meets a
+//! missing or mistyped workflow input.
+
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tf_executor::Limits;
+use tf_model::compile::{CompiledLaunchPlan, CompiledWorkflow, EntityRef, Interface};
+use tf_model::{EntityKind, LaunchPlanSpec, TaskSpec};
+use tf_store::{ExecutionKey, ExecutionRecord, NewExecution, TenantStore};
+
+/// Nodes of one execution running at once, unless the request says otherwise.
+pub const DEFAULT_MAX_PARALLELISM: u32 = 25;
+/// Processes per attempt, unless the task's limits say otherwise.
+const DEFAULT_PIDS: u64 = 1024;
+
+/// Why a launch was refused: the offending field and what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LaunchError {
+    Invalid { field: String, message: String },
+    NotFound(String),
+    Store(String),
+}
+
+impl From<tf_store::Error> for LaunchError {
+    fn from(e: tf_store::Error) -> Self {
+        LaunchError::Store(e.to_string())
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> LaunchError {
+    LaunchError::Invalid { field: field.into(), message: message.into() }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub enum Target {
+    LaunchPlan { name: String, version: Option<String> },
+    Workflow { name: String, version: Option<String> },
+}
+
+/// A request to launch, already authorised.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub key: ExecutionKey,
+    pub target: Target,
+    pub inputs: Map<String, Value>,
+    pub created_by: String,
+    pub max_parallelism: Option<u32>,
+    pub relaunch_of: Option<String>,
+}
+
+/// Parses a registered document's canonical JSON (which carries `kind`) into its spec type.
+pub fn spec_of<T: serde::de::DeserializeOwned>(spec: &Value) -> Result<T, String> {
+    let mut v = spec.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("kind");
+    }
+    serde_json::from_value(v).map_err(|e| format!("stored document does not parse: {e}"))
+}
+
+/// Resolves the target, merges and checks the inputs, and returns the execution to create.
+pub async fn prepare(store: &TenantStore<'_>, l: &Launch) -> Result<NewExecution, LaunchError> {
+    let (p, d) = (&l.key.project, &l.key.domain);
+    let (lp, wf_ref) = match &l.target {
+        Target::LaunchPlan { name, version } => {
+            let e = store
+                .get_entity(p, d, EntityKind::LaunchPlan, name, version.as_deref())
+                .await?
+                .ok_or_else(|| LaunchError::NotFound(format!("launch plan `{name}` not found in {p}/{d}")))?;
+            let spec: LaunchPlanSpec = spec_of(&e.spec).map_err(LaunchError::Store)?;
+            let compiled: CompiledLaunchPlan = serde_json::from_value(e.compiled.clone().unwrap_or_default())
+                .map_err(|e| LaunchError::Store(e.to_string()))?;
+            (Some((spec, e.version)), compiled.workflow)
+        }
+        Target::Workflow { name, version } => {
+            let e = store
+                .get_entity(p, d, EntityKind::Workflow, name, version.as_deref())
+                .await?
+                .ok_or_else(|| LaunchError::NotFound(format!("workflow `{name}` not found in {p}/{d}")))?;
+            (None, EntityRef { name: e.name, version: e.version })
+        }
+    };
+    let wf = store
+        .get_entity(p, d, EntityKind::Workflow, &wf_ref.name, Some(&wf_ref.version))
+        .await?
+        .ok_or_else(|| LaunchError::Store(format!("workflow {}@{} is missing", wf_ref.name, wf_ref.version)))?;
+    let interface: Interface =
+        serde_json::from_value(wf.interface.clone()).map_err(|e| LaunchError::Store(e.to_string()))?;
+    let compiled: CompiledWorkflow = serde_json::from_value(wf.compiled.clone().unwrap_or_default())
+        .map_err(|e| LaunchError::Store(e.to_string()))?;
+
+    let inputs = merge_inputs(&interface, lp.as_ref().map(|(s, _)| s), &l.inputs)?;
+    if let Some(mp) = l.max_parallelism {
+        if mp == 0 || mp > 10_000 {
+            return Err(invalid("max_parallelism", format!("expected 1..=10000, got {mp}")));
+        }
+    }
+    Ok(NewExecution {
+        key: l.key.clone(),
+        launch_plan: lp.map(|(s, v)| format!("{}@{v}", s.name)),
+        workflow_name: wf_ref.name,
+        workflow_version: wf_ref.version,
+        inputs: Value::Object(inputs),
+        nodes: compiled.nodes.iter().map(|n| n.id.clone()).collect(),
+        created_by: l.created_by.clone(),
+        relaunch_of: l.relaunch_of.clone(),
+        max_parallelism: l.max_parallelism.map(i64::from),
+    })
+}
+
+/// Workflow defaults < launch-plan defaults < the request < launch-plan fixed inputs; every
+/// value checked against the workflow's interface, every required input present.
+pub fn merge_inputs(
+    interface: &Interface,
+    lp: Option<&LaunchPlanSpec>,
+    given: &Map<String, Value>,
+) -> Result<Map<String, Value>, LaunchError> {
+    let mut out = Map::new();
+    for (k, p) in &interface.inputs {
+        if let Some(d) = &p.default {
+            out.insert(k.clone(), d.clone());
+        }
+    }
+    if let Some(lp) = lp {
+        for (k, v) in &lp.default_inputs {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in given {
+        if !interface.inputs.contains_key(k) {
+            let known: Vec<&str> = interface.inputs.keys().map(String::as_str).collect();
+            return Err(invalid(
+                format!("inputs.{k}"),
+                format!(
+                    "not an input of the workflow (inputs: {})",
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                ),
+            ));
+        }
+        if let Some(lp) = lp {
+            if lp.fixed_inputs.contains_key(k) {
+                return Err(invalid(
+                    format!("inputs.{k}"),
+                    format!("fixed by launch plan `{}`; it cannot be overridden", lp.name),
+                ));
+            }
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    if let Some(lp) = lp {
+        for (k, v) in &lp.fixed_inputs {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, p) in &interface.inputs {
+        match out.get(k) {
+            None => return Err(invalid(format!("inputs.{k}"), format!("required ({})", p.ty))),
+            Some(v) => p.ty.check_value(v).map_err(|e| invalid(format!("inputs.{k}"), e))?,
+        }
+    }
+    Ok(out)
+}
+
+/// A task as the engine runs it.
+#[derive(Debug)]
+pub struct TaskRun {
+    pub task: EntityRef,
+    pub spec: TaskSpec,
+    pub interface: Interface,
+    /// Digest of the interface: part of the catalog key.
+    pub interface_digest: String,
+    pub limits: Limits,
+    pub network: bool,
+    /// The cache version when caching is on.
+    pub cache_version: Option<String>,
+}
+
+impl TaskRun {
+    fn new(task: EntityRef, spec: TaskSpec, interface: Interface) -> Result<TaskRun, String> {
+        let r = &spec.resources;
+        let mem = r.limits.memory.as_ref().or(r.requests.memory.as_ref());
+        let cpu = r.limits.cpu.as_ref().or(r.requests.cpu.as_ref());
+        let limits = Limits {
+            memory_bytes: mem.map(tf_model::resources::parse_memory).transpose()?,
+            cpu_millis: cpu.map(tf_model::resources::parse_cpu).transpose()?,
+            pids: Some(DEFAULT_PIDS),
+            timeout: spec
+                .timeout
+                .as_deref()
+                .map(humantime::parse_duration)
+                .transpose()
+                .map_err(|e| e.to_string())?
+                .or(Some(Duration::from_secs(7 * 24 * 3600))),
+        };
+        let interface_digest = tf_model::digest::digest(&serde_json::to_value(&interface).map_err(|e| e.to_string())?);
+        Ok(TaskRun {
+            network: spec.policy.as_ref().is_some_and(|p| p.network),
+            cache_version: spec.cache.as_ref().filter(|c| c.enabled).map(|c| c.version.clone().unwrap_or_default()),
+            task,
+            spec,
+            interface,
+            interface_digest,
+            limits,
+        })
+    }
+}
+
+/// An execution ready to drive: its DAG and each node's task (shared between nodes).
+pub struct Loaded {
+    pub workflow: CompiledWorkflow,
+    pub tasks: Vec<Arc<TaskRun>>,
+}
+
+/// Loads the workflow and tasks of an execution.
+pub async fn load(store: &TenantStore<'_>, e: &ExecutionRecord) -> Result<Loaded, String> {
+    let (p, d) = (&e.project, &e.domain);
+    let wf = store
+        .get_entity(p, d, EntityKind::Workflow, &e.workflow_name, Some(&e.workflow_version))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("workflow {}@{} is missing", e.workflow_name, e.workflow_version))?;
+    let workflow: CompiledWorkflow =
+        serde_json::from_value(wf.compiled.unwrap_or_default()).map_err(|e| format!("compiled workflow: {e}"))?;
+    let mut by_ref: HashMap<EntityRef, Arc<TaskRun>> = HashMap::new();
+    let mut tasks = Vec::with_capacity(workflow.nodes.len());
+    for n in &workflow.nodes {
+        if let Some(t) = by_ref.get(&n.task) {
+            tasks.push(t.clone());
+            continue;
+        }
+        let t = store
+            .get_entity(p, d, EntityKind::Task, &n.task.name, Some(&n.task.version))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("task {}@{} is missing", n.task.name, n.task.version))?;
+        let spec: TaskSpec = spec_of(&t.spec)?;
+        let interface: Interface = serde_json::from_value(t.interface).map_err(|e| e.to_string())?;
+        let run = Arc::new(TaskRun::new(n.task.clone(), spec, interface)?);
+        by_ref.insert(n.task.clone(), run.clone());
+        tasks.push(run);
+    }
+    Ok(Loaded { workflow, tasks })
+}
