@@ -2,8 +2,8 @@
 //! record, inputs materialised from blob storage, the sandboxed process, outputs and log
 //! uploaded under the tenant's prefix.
 //!
-//! Invariant: the process starts only after its start record (and every record the engine
-//! wrote before it) is durable, so a restart never runs an attempt number twice; file inputs
+//! Invariant: the start record is journalled before the process starts and before its
+//! finish, so no attempt is recorded twice or finished without having started; file inputs
 //! resolve only inside the attempt's own tenant.
 
 use crate::blobs::Blobs;
@@ -36,6 +36,8 @@ pub struct Ctx {
     pub refused: Option<String>,
     /// Executor slots.
     pub slots: Arc<Semaphore>,
+    /// Executions whose end has been recorded.
+    pub finished: tokio::sync::broadcast::Sender<(String, ExecutionKey)>,
 }
 
 impl Ctx {
@@ -114,9 +116,11 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job) -> Report {
         attempt: job.attempt as i64,
         log_path: log_key.clone(),
     };
-    if !ctx.journal.commit(vec![ctx.store.tenant(&job.tenant).op(start)]).await {
-        return Report::NotStarted;
-    }
+    // Recorded in order before anything the attempt reports: the journal is FIFO and its
+    // batches commit whole, so the finish can never be durable without the start. The process
+    // need not wait for the commit: after a crash an unrecorded attempt simply runs again
+    // under the same number, never twice recorded.
+    ctx.journal.send(vec![ctx.store.tenant(&job.tenant).op(start)]);
     let (outcome, end) = execute(&ctx, &job, &prefix, &log_key).await;
     Report::Ran { outcome, end }
 }

@@ -482,7 +482,14 @@ impl Driver {
             error,
             terminal: true,
         };
-        self.ctx.journal.send(vec![self.ctx.store.tenant(&r.tenant).op(op)]);
+        let (journal, op) = (self.ctx.journal.clone(), self.ctx.store.tenant(&r.tenant).op(op));
+        let (finished, id) = (self.ctx.finished.clone(), (r.tenant.clone(), r.key.clone()));
+        self.jobs.spawn(async move {
+            // Waiters learn of the end once it is durable.
+            if journal.commit(vec![op]).await {
+                let _ = finished.send(id);
+            }
+        });
         tracing::info!(tenant = %r.tenant, project = %r.key.project, domain = %r.key.domain, execution = %r.key.name, phase = execution_phase(phase), "execution finished");
     }
 }

@@ -126,6 +126,7 @@ impl Engine {
             data_root: opts.data_dir.join("tenants"),
             refused,
             slots: Arc::new(Semaphore::new(opts.slots.max(1))),
+            finished: tokio::sync::broadcast::channel(1024).0,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = tokio::spawn(driver::Driver::new(ctx.clone(), tx.clone(), rx).run());
@@ -148,6 +149,33 @@ impl Engine {
     /// has recorded the request in the store first.
     pub fn terminate(&self, tenant: &str, key: &ExecutionKey, by: &str) {
         let _ = self.tx.send(driver::Event::Terminate { tenant: tenant.into(), key: key.clone(), reason: by.into() });
+    }
+
+    /// Waits until the execution is over or `timeout` passes. `finished` reads the store; it
+    /// is asked first and whenever ends were missed.
+    pub async fn wait_until<F, Fut>(&self, tenant: &str, key: &ExecutionKey, timeout: std::time::Duration, mut finished: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut rx = self.ctx.finished.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        if finished().await {
+            return;
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => return,
+                Ok(Ok((t, k))) if t == tenant && &k == key => return,
+                Ok(Ok(_)) => {}
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                    if finished().await {
+                        return;
+                    }
+                }
+                Ok(Err(_)) => return,
+            }
+        }
     }
 
     pub fn readiness(&self) -> &Readiness {

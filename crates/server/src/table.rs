@@ -381,6 +381,7 @@ pub fn routes() -> Vec<RouteDef> {
             "executions",
             get(executions::get),
         )
+        .query(&[("wait", "wait up to this many seconds (≤ 60) for it to finish")])
         .response(s::<executions::ExecutionView>),
         r(
             Method::DELETE,

@@ -107,7 +107,9 @@ pub enum AuthCommand {
 pub struct BenchArgs {
     /// `startup`: an idle server on an empty data dir — time to ready and resident memory.
     /// `authz`: decisions with 10,000 projects and 100,000 bindings; authorised listings under load.
-    #[arg(value_parser = ["startup", "authz"])]
+    /// `engine`: executions through the real server, store and sandboxed executor — 40
+    /// sequential Python tasks, a 100-node chain, fan-outs of 1,000 and 10,000 leaves.
+    #[arg(value_parser = ["startup", "authz", "engine"])]
     pub suite: String,
     /// Repetitions; the median is reported.
     #[arg(long, default_value_t = 7)]
@@ -118,6 +120,9 @@ pub struct BenchArgs {
     /// Requests each of the 64 clients sends in `list_workflows`.
     #[arg(long, default_value_t = 200)]
     pub requests_per_client: usize,
+    /// `engine`: only these scenarios (comma-separated), e.g. `seq40_python,chain100`.
+    #[arg(long)]
+    pub scenarios: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -312,11 +312,29 @@ async fn execution<'a>(
     Ok((scope, key, e))
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// Wait up to this many seconds (at most 60) for the execution to finish.
+    pub wait: Option<u64>,
+}
+
 pub async fn get(
     State(s): State<AppState>,
     PathParams((project, domain, name)): PathParams<(String, String, String)>,
+    QueryParams(q): QueryParams<GetQuery>,
 ) -> ApiResult<Json<ExecutionView>> {
-    let (scope, _, e) = execution(&s, &project, &domain, &name).await?;
+    let (scope, key, mut e) = execution(&s, &project, &domain, &name).await?;
+    if let Some(secs) = q.wait {
+        if secs > 60 {
+            return Err(ApiError::invalid("wait", format!("at most 60 seconds, got {secs}")));
+        }
+        if e.finished_at.is_none() {
+            let done = || async { matches!(scope.get_execution(&key).await, Ok(Some(x)) if x.finished_at.is_some()) };
+            s.engine.wait_until(scope.tenant_id(), &key, std::time::Duration::from_secs(secs), done).await;
+            e = scope.get_execution(&key).await?.ok_or_else(|| not_found(&name))?;
+        }
+    }
     Ok(Json(view(&scope, e).await?))
 }
 

@@ -11,11 +11,12 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
     match args.suite.as_str() {
         "startup" => startup(args).await,
         "authz" => authz(args).await,
+        "engine" => super::bench_engine::run(args).await,
         other => Err(CliError::Usage(format!("unknown suite `{other}`"))),
     }
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     xs[xs.len() / 2]
 }

@@ -3,6 +3,7 @@
 pub(crate) mod apply;
 mod auth;
 mod bench;
+mod bench_engine;
 mod demo;
 mod get;
 mod register;
