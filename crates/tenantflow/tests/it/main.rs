@@ -6,6 +6,7 @@
 mod access;
 mod api;
 mod cli;
+mod crash;
 mod engine;
 mod executor;
 mod garbage;
