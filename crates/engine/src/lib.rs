@@ -153,8 +153,13 @@ impl Engine {
 
     /// Waits until the execution is over or `timeout` passes. `finished` reads the store; it
     /// is asked first and whenever ends were missed.
-    pub async fn wait_until<F, Fut>(&self, tenant: &str, key: &ExecutionKey, timeout: std::time::Duration, mut finished: F)
-    where
+    pub async fn wait_until<F, Fut>(
+        &self,
+        tenant: &str,
+        key: &ExecutionKey,
+        timeout: std::time::Duration,
+        mut finished: F,
+    ) where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {

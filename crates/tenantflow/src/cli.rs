@@ -66,6 +66,74 @@ pub enum Command {
     /// Identity and access: who am I, why is something allowed or denied.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Launch an execution of a launch plan (or, with --workflow, of a workflow).
+    Run(RunArgs),
+    /// Print an attempt's log (stdout and stderr).
+    Logs(LogsArgs),
+    /// Terminate an execution: running attempts are killed, nothing else starts.
+    Terminate(ExecutionArgs),
+    /// Run an execution again: same workflow version, same inputs.
+    Relaunch(RelaunchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Launch plan (or workflow, with --workflow) as `name` or `name@version`.
+    pub target: String,
+    #[arg(short = 'p', long)]
+    pub project: String,
+    #[arg(short = 'd', long)]
+    pub domain: String,
+    /// TARGET is a workflow, run without a launch plan.
+    #[arg(long)]
+    pub workflow: bool,
+    /// An input as `key=value`; the value is read as YAML (`5` is a number, `[a, b]` a list).
+    #[arg(long = "input", short = 'i')]
+    pub inputs: Vec<String>,
+    /// A YAML or JSON file with a mapping of inputs.
+    #[arg(long = "inputs")]
+    pub inputs_file: Option<PathBuf>,
+    /// Execution name (default: generated).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Most nodes running at once.
+    #[arg(long)]
+    pub max_parallelism: Option<u32>,
+    /// Wait for the end, showing progress; exit 1 unless it succeeds.
+    #[arg(long, short = 'w')]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutionArgs {
+    pub execution: String,
+    #[arg(short = 'p', long)]
+    pub project: String,
+    #[arg(short = 'd', long)]
+    pub domain: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RelaunchArgs {
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+    /// Name of the new execution (default: generated).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Wait for the end, showing progress; exit 1 unless it succeeds.
+    #[arg(long, short = 'w')]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+    /// The node.
+    pub node: String,
+    /// Attempt number (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -156,7 +224,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// projects, tenants, tasks, workflows, launchplans, roles, bindings or tokens (singular forms and `lp`, `wf` work too).
+    /// projects, tenants, tasks, workflows, launchplans, executions, roles, bindings or tokens
+    /// (singular forms and `lp`, `wf`, `exec` work too). `get execution NAME` shows its nodes.
     pub resource: String,
     /// A name: one project or tenant, or an entity's versions.
     pub name: Option<String>,
@@ -172,6 +241,9 @@ pub struct GetArgs {
     /// Stop after this many items.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Executions in this phase only (QUEUED, RUNNING, SUCCEEDED, FAILED, ABORTED, TIMED_OUT).
+    #[arg(long)]
+    pub phase: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -66,7 +66,23 @@ impl Client {
         }
     }
 
+    /// GETs a route that answers with text (logs).
+    pub async fn get_text(&self, path: &str) -> Result<String, CliError> {
+        let bytes = self.send_raw(Method::GET, path, None).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     async fn send(&self, method: Method, path: &str, body: Option<(&'static str, Vec<u8>)>) -> Result<Value, CliError> {
+        let bytes = self.send_raw(method, path, body).await?;
+        Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) })
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<bytes::Bytes, CliError> {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -77,11 +93,10 @@ impl Client {
         let res = req.send().await.map_err(|e| CliError::Connect(format!("cannot reach {}: {e}", self.base)))?;
         let status = res.status();
         let bytes = res.bytes().await.map_err(|e| CliError::Connect(format!("reading the response failed: {e}")))?;
-        let value: Value =
-            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
-            return Ok(value);
+            return Ok(bytes);
         }
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let code = value.get("code").and_then(Value::as_str).unwrap_or("error").to_string();
         let mut message =
             value.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| status.to_string());

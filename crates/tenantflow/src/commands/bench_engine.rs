@@ -19,7 +19,8 @@ const FIB: &str = "kind: Task\nname: fib\ninterface: {inputs: {x: {type: integer
 const NOOP: &str = "kind: Task\nname: noop\ncontainer: {command: [/bin/true]}\n";
 
 fn seq40() -> String {
-    let mut y = format!("{FIB}---\nkind: Workflow\nname: seq40\ninterface: {{outputs: {{x: {{type: integer}}}}}}\nnodes:\n");
+    let mut y =
+        format!("{FIB}---\nkind: Workflow\nname: seq40\ninterface: {{outputs: {{x: {{type: integer}}}}}}\nnodes:\n");
     y.push_str("  - {id: n0, task: fib, inputs: {x: 0}}\n");
     for i in 1..40 {
         y.push_str(&format!("  - {{id: n{i}, task: fib, inputs: {{x: \"{{{{ n{}.outputs.x }}}}\"}}}}\n", i - 1));
@@ -92,7 +93,8 @@ async fn run_once(c: &Client, workflow: &str, parallelism: u32, name: &str) -> R
 }
 
 pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
-    let wanted: Option<Vec<String>> = args.scenarios.as_ref().map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    let wanted: Option<Vec<String>> =
+        args.scenarios.as_ref().map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
     let want = |s: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == s));
     let dir = std::env::temp_dir().join(format!("tenantflow-bench-engine-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -130,8 +132,12 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
         }
         let version = format!("{scenario}-{tag}");
         let t = Instant::now();
-        c.post_raw(&format!("/api/v1/register/bench/development?version={version}"), "application/yaml", bundle.into_bytes())
-            .await?;
+        c.post_raw(
+            &format!("/api/v1/register/bench/development?version={version}"),
+            "application/yaml",
+            bundle.into_bytes(),
+        )
+        .await?;
         let register_s = t.elapsed().as_secs_f64();
         let workflow = format!("{}@{version}", workflow_name(scenario));
         let mut walls = Vec::new();

@@ -1,5 +1,6 @@
 //! `tenantflow demo`: the newcomer's first command. Serves on the embedded store, sets up the
-//! seed's teams and projects, registers the example workflows, and says what to try next.
+//! seed's teams and projects, registers the example workflows, runs Team Alpha's workflow end
+//! to end on a sample CSV in the team's data area, and says what to try next.
 //! Running it again on the same data dir is harmless: every step is idempotent.
 
 use super::serve::{init_logging, start, stop_signal};
@@ -42,6 +43,9 @@ const TEAMS: &[(&str, &str, &[SeedProject])] = &[
 
 /// The guide's `projects:`, `authorization:` and `admin:` blocks.
 const SEED_ACCESS: &str = include_str!("../../../../examples/seed-access.yaml");
+
+/// Sample input for Team Alpha's workflow: rows with a category and numeric columns.
+const SAMPLE_CSV: &str = "category,value,weight\nalpha,1.5,10\nalpha,2.5,30\nbeta,4,5\nbeta,6,15\ngamma,10,1\n";
 
 /// Example bundles shipped in the binary: (project, domain, file name, text).
 const EXAMPLES: &[(&str, &str, &str, &str)] = &[
@@ -100,6 +104,22 @@ pub async fn run(args: &DemoArgs, started: std::time::Instant) -> Result<(), Cli
         client.post_raw(&path, "application/yaml", text.as_bytes().to_vec()).await?;
         println!("registered examples/{file} into {project}/{domain} as v1");
     }
+    // Team Alpha's workflow, for real: a sample CSV in the team's data area, the nightly plan
+    // launched now, in the sandbox.
+    let sample = server.engine().data_dir("team-alpha").join("data");
+    std::fs::create_dir_all(&sample).map_err(|e| CliError::Failed(format!("cannot write sample data: {e}")))?;
+    std::fs::write(sample.join("in.csv"), SAMPLE_CSV)
+        .map_err(|e| CliError::Failed(format!("cannot write sample data: {e}")))?;
+    let e =
+        client.post_json("/api/v1/executions/ml-alpha/development", &json!({"launch_plan": "alpha-nightly"})).await?;
+    let name = e["name"].as_str().unwrap_or_default().to_string();
+    let done = client.get(&format!("/api/v1/executions/ml-alpha/development/{name}?wait=60")).await?;
+    println!(
+        "ran alpha-nightly in ml-alpha/development as {name}: {} in {} ms; result: {}",
+        done["phase"].as_str().unwrap_or("?"),
+        done["duration_ms"],
+        done["outputs"]["result"].as_str().or(done["error"].as_str()).unwrap_or("-")
+    );
     let dir = args.data_dir.display();
     println!(
         "\ntenantflow demo is serving on {url} (ready in {:.0} ms); data in {dir}\n\

@@ -94,10 +94,29 @@ pub async fn run(client: &Client, a: &GetArgs, format: Format) -> Result<(), Cli
                 }
             }
         }
+        "execution" | "executions" | "exec" | "execs" => {
+            let (Some(p), Some(d)) = (&a.project, &a.domain) else {
+                return Err(CliError::Usage(format!("`get {}` needs --project/-p and --domain/-d", a.resource)));
+            };
+            match &a.name {
+                Some(n) => super::executions::show(client, p, d, n, format).await?,
+                None => {
+                    let path = match &a.phase {
+                        Some(ph) => format!("/api/v1/executions/{p}/{d}?phase={ph}"),
+                        None => format!("/api/v1/executions/{p}/{d}"),
+                    };
+                    print(
+                        format,
+                        &Value::Array(client.get_all(&path, a.limit).await?),
+                        super::executions::EXECUTION_COLUMNS,
+                    )
+                }
+            }
+        }
         r => {
             let Some(seg) = entity_path(r) else {
                 return Err(CliError::Usage(format!(
-                    "unknown resource `{r}`; expected projects, tenants, tasks, workflows or launchplans"
+                    "unknown resource `{r}`; expected projects, tenants, tasks, workflows, launchplans or executions"
                 )));
             };
             let (Some(p), Some(d)) = (&a.project, &a.domain) else {

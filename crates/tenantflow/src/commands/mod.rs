@@ -5,6 +5,7 @@ mod auth;
 mod bench;
 mod bench_engine;
 mod demo;
+mod executions;
 mod get;
 mod register;
 mod serve;
@@ -63,6 +64,10 @@ pub async fn run(cli: Cli, started: std::time::Instant) -> Result<(), CliError> 
                 Command::Register(args) => register::run(&client, &args, cli.output).await,
                 Command::Apply(args) => apply::run(&client, &args).await,
                 Command::Auth(c) => auth::run(&client, &c, cli.output).await,
+                Command::Run(a) => executions::run(&client, &a, cli.output).await,
+                Command::Logs(a) => executions::logs(&client, &a).await,
+                Command::Terminate(a) => executions::terminate(&client, &a, cli.output).await,
+                Command::Relaunch(a) => executions::relaunch(&client, &a, cli.output).await,
                 Command::Serve(_) | Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
             }
         }

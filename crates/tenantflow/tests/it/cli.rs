@@ -144,6 +144,56 @@ fn demo_sets_up_the_seed_and_serves() {
     let (code, out, _) = cli(&url, &token, &["get", "roles", "-t", "team-alpha"]);
     assert_eq!(code, 0);
     assert!(out.contains("alpha-developer") && out.contains("alpha-senior"), "{out}");
+    if !crate::engine::can_run() {
+        return;
+    }
+    // The demo ran Team Alpha's workflow end to end.
+    assert!(
+        printed.contains("ran alpha-nightly in ml-alpha/development as") && printed.contains(": SUCCEEDED in"),
+        "{printed}"
+    );
+    let (code, out, err) =
+        cli(&url, &token, &["get", "executions", "-p", "ml-alpha", "-d", "development", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let execs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let first = execs[0]["name"].as_str().unwrap().to_string();
+    // run --wait with an input, get execution (node table), logs, relaunch, terminate.
+    let (code, out, err) = cli(
+        &url,
+        &token,
+        &[
+            "run",
+            "alpha-nightly",
+            "-p",
+            "ml-alpha",
+            "-d",
+            "development",
+            "--input",
+            "input_path=data/in.csv",
+            "--name",
+            "cli-run",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("SUCCEEDED: nodes"), "progress on stderr: {err}");
+    assert!(out.contains("load") && out.contains("process") && out.contains("SUCCEEDED"), "node table: {out}");
+    let (code, out, err) = cli(&url, &token, &["get", "execution", &first, "-p", "ml-alpha", "-d", "development"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("NODE") && out.contains("DURATION MS"), "{out}");
+    let (code, _, err) = cli(&url, &token, &["logs", "cli-run", "process", "-p", "ml-alpha", "-d", "development"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) =
+        cli(&url, &token, &["relaunch", "cli-run", "-p", "ml-alpha", "-d", "development", "--wait", "-o", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"relaunch_of\": \"cli-run\""), "{out}");
+    let (code, _, err) =
+        cli(&url, &token, &["run", "alpha-nightly", "-p", "ml-alpha", "-d", "development", "--input", "nope=1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("inputs.nope"), "{err}");
+    let (code, _, err) = cli(&url, &token, &["terminate", &first, "-p", "ml-alpha", "-d", "development"]);
+    assert_eq!(code, 1, "already finished: {err}");
+    assert!(err.contains("already finished"), "{err}");
 }
 
 #[test]

@@ -41,7 +41,8 @@ fn marked_processes() -> usize {
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
-            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("tf-crash-marker"))
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tf-crash-marker"))
         })
         .count()
 }
