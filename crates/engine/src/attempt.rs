@@ -163,11 +163,11 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
         network: job.task.network,
         limits: job.task.limits.clone(),
     };
-    let result = match materialise_inputs(ctx, job, &spec).await {
+    let r = match materialise_inputs(ctx, job, &spec).await {
         Ok(inputs) => {
             spec.inputs = inputs;
             let _ = ctx.blobs.put_bytes(&format!("{prefix}/inputs.json"), spec.inputs.to_string().into_bytes()).await;
-            Some(tf_executor::run(&ctx.executor, &spec, job.kill.clone()).await)
+            tf_executor::run(&ctx.executor, &spec, job.kill.clone()).await
         }
         Err(message) => {
             let _ = tokio::fs::create_dir_all(work_dir.join(".tenantflow")).await;
@@ -183,7 +183,6 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
             return (Some(AttemptOutcome::UserError(message)), end);
         }
     };
-    let r = result.expect("ran");
     if let Err(e) = ctx.blobs.put_file(log_key, &r.log).await {
         tracing::warn!(error = %e, "cannot store the attempt's log");
     }

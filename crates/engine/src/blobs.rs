@@ -78,10 +78,6 @@ impl Blobs {
         Ok(Blobs { store, base: format!("s3://{rest}") })
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// The prefix of one attempt's blobs.
     pub fn attempt_prefix(tenant: &str, key: &ExecutionKey, node: &str, attempt: u32) -> String {
         format!("tenants/{tenant}/{}/{}/executions/{}/{node}/{attempt}", key.project, key.domain, key.name)
@@ -174,14 +170,6 @@ impl Blobs {
             n += 1;
         }
         Ok(n)
-    }
-
-    /// Whether an object exists under exactly this key.
-    pub async fn exists(&self, key: &str) -> bool {
-        match Self::path(key) {
-            Ok(p) => self.store.head(&p).await.is_ok(),
-            Err(_) => false,
-        }
     }
 }
 

@@ -53,6 +53,21 @@ struct Run {
     finish: Option<(ExecutionPhase, Option<Value>, Option<String>)>,
 }
 
+impl Run {
+    /// The catalog entry an attempt of `node` with these inputs computes, if its task caches.
+    fn catalog_key(&self, node: u32, inputs: &Value) -> Option<CatalogKey> {
+        let task = &self.tasks[node as usize];
+        Some(CatalogKey {
+            project: self.key.project.clone(),
+            domain: self.key.domain.clone(),
+            task_name: task.task.name.clone(),
+            cache_version: task.cache_version.clone()?,
+            interface_digest: task.interface_digest.clone(),
+            inputs_hash: tf_model::digest::digest(inputs),
+        })
+    }
+}
+
 pub struct Driver {
     ctx: Arc<Ctx>,
     rx: mpsc::UnboundedReceiver<Event>,
@@ -67,7 +82,7 @@ pub struct Driver {
     jobs: JoinSet<()>,
 }
 
-pub fn node_phase(p: NodePhase) -> &'static str {
+fn node_phase(p: NodePhase) -> &'static str {
     match p {
         NodePhase::Waiting => "WAITING",
         NodePhase::Queued => "QUEUED",
@@ -80,7 +95,7 @@ pub fn node_phase(p: NodePhase) -> &'static str {
     }
 }
 
-pub fn execution_phase(p: ExecutionPhase) -> &'static str {
+fn execution_phase(p: ExecutionPhase) -> &'static str {
     match p {
         ExecutionPhase::Queued => "QUEUED",
         ExecutionPhase::Running => "RUNNING",
@@ -271,14 +286,8 @@ impl Driver {
         self.by_key.insert(id, run);
         let r = self.runs.get_mut(&run).expect("just inserted");
         let actions = if let Some(e) = failed {
-            r.state.start();
-            let mut a = r.state.terminate(&e);
-            if let Some(Action::Finish { phase, .. }) = a.last_mut() {
-                *phase = ExecutionPhase::Failed;
-            }
-            a
+            r.state.fail(&e)
         } else if let Some(reason) = record.abort_requested.clone().or(pending_abort) {
-            r.state.start();
             r.state.terminate(&format!("terminated by {reason}"))
         } else {
             r.state.start()
@@ -306,17 +315,8 @@ impl Driver {
 
     fn start(&mut self, run: u64, node: u32, attempt: u32, inputs: Value) {
         let Some(r) = self.runs.get_mut(&run) else { return };
-        let task = r.tasks[node as usize].clone();
         let mut cache = None;
-        if let Some(version) = &task.cache_version {
-            let key = CatalogKey {
-                project: r.key.project.clone(),
-                domain: r.key.domain.clone(),
-                task_name: task.task.name.clone(),
-                cache_version: version.clone(),
-                interface_digest: task.interface_digest.clone(),
-                inputs_hash: tf_model::digest::digest(&inputs),
-            };
+        if let Some(key) = r.catalog_key(node, &inputs) {
             let id = cache_id(&r.tenant, &key);
             if let Some(waiters) = self.inflight.get_mut(&id) {
                 // An identical attempt is running: wait for its outputs instead of running again.
@@ -449,17 +449,11 @@ impl Driver {
                     self.inflight.insert(id.clone(), rest.collect());
                     if let Some(r) = self.runs.get_mut(&run) {
                         let inputs = r.state.node_inputs(node);
-                        let task = r.tasks[node as usize].clone();
-                        let key = CatalogKey {
-                            project: r.key.project.clone(),
-                            domain: r.key.domain.clone(),
-                            task_name: task.task.name.clone(),
-                            cache_version: task.cache_version.clone().unwrap_or_default(),
-                            interface_digest: task.interface_digest.clone(),
-                            inputs_hash: tf_model::digest::digest(&inputs),
-                        };
-                        r.cache_of.insert(node, (id, key.clone()));
-                        self.spawn(run, node, attempt, inputs, Some(key));
+                        let key = r.catalog_key(node, &inputs);
+                        if let Some(k) = &key {
+                            r.cache_of.insert(node, (id, k.clone()));
+                        }
+                        self.spawn(run, node, attempt, inputs, key);
                     }
                 }
             }

@@ -16,7 +16,6 @@ mod journal;
 pub mod plan;
 
 pub use blobs::Blobs;
-pub use driver::{execution_phase, node_phase};
 pub use plan::{Launch, LaunchError, Target};
 pub use tf_executor::{ExecutorOptions, Isolation};
 
@@ -64,8 +63,6 @@ pub struct Readiness {
     /// Why tasks are refused, when they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
-    pub cgroups: Option<String>,
-    pub blobs: String,
 }
 
 impl Readiness {
@@ -110,12 +107,7 @@ impl Engine {
             }
             _ => {}
         }
-        let readiness = Readiness {
-            sandbox: sandbox.into(),
-            refused: refused.clone(),
-            cgroups: opts.executor.cgroups.as_ref().map(|c| format!("{c:?}")),
-            blobs: blobs.base().to_string(),
-        };
+        let readiness = Readiness { sandbox: sandbox.into(), refused: refused.clone() };
         let (journal, journal_task) = journal::Journal::start(store.clone());
         let ctx = Arc::new(Ctx {
             store: store.clone(),

@@ -281,6 +281,14 @@ impl ExecutionState {
         self.end(ExecutionPhase::Aborted, Some(reason.to_string()))
     }
 
+    /// Ends the execution as failed (a node already failed before a restart): nothing more runs.
+    pub fn fail(&mut self, error: &str) -> Vec<Action> {
+        if self.phase.is_terminal() {
+            return vec![];
+        }
+        self.end(ExecutionPhase::Failed, Some(error.to_string()))
+    }
+
     fn end(&mut self, phase: ExecutionPhase, error: Option<String>) -> Vec<Action> {
         let mut actions = Vec::new();
         for (i, n) in self.nodes.iter_mut().enumerate() {

@@ -218,12 +218,6 @@ pub struct TenantOp {
     op: ExecutionOp,
 }
 
-impl TenantOp {
-    pub fn op(&self) -> &ExecutionOp {
-        &self.op
-    }
-}
-
 impl TenantStore<'_> {
     /// Binds an op to this tenant.
     pub fn op(&self, op: ExecutionOp) -> TenantOp {
@@ -338,6 +332,20 @@ impl TenantStore<'_> {
             .fetch_all(&self.store.read)
             .await?;
         rows.iter().map(node_from_row).collect()
+    }
+
+    /// How many of an execution's nodes are in each phase.
+    pub async fn node_phase_counts(&self, k: &ExecutionKey) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT phase, COUNT(*) AS n FROM node_executions WHERE {KEY} AND execution = $4 GROUP BY phase"
+        ))
+        .bind(&self.tenant)
+        .bind(&k.project)
+        .bind(&k.domain)
+        .bind(&k.name)
+        .fetch_all(&self.store.read)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("phase")?, r.try_get("n")?))).collect()
     }
 
     /// Attempts of one node, oldest first.

@@ -80,7 +80,7 @@ pub struct ExecutionView {
     #[serde(flatten)]
     pub execution: ExecutionRecord,
     pub duration_ms: Option<i64>,
-    pub node_phases: BTreeMap<String, usize>,
+    pub node_phases: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -173,10 +173,7 @@ fn duration(start: Option<i64>, end: Option<i64>) -> Option<i64> {
 
 async fn view(scope: &TenantStore<'_>, e: ExecutionRecord) -> ApiResult<ExecutionView> {
     let key = ExecutionKey { project: e.project.clone(), domain: e.domain.clone(), name: e.name.clone() };
-    let mut node_phases = BTreeMap::new();
-    for n in scope.node_executions(&key).await? {
-        *node_phases.entry(n.phase).or_insert(0) += 1;
-    }
+    let node_phases = scope.node_phase_counts(&key).await?.into_iter().collect();
     Ok(ExecutionView { duration_ms: duration(e.started_at, e.finished_at), execution: e, node_phases })
 }
 

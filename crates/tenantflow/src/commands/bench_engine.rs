@@ -120,13 +120,14 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
     }
     let store = if args.database_url.is_some() { "postgres" } else { "sqlite" };
     let runs = args.runs.clamp(1, 7);
-    let scenarios: [(&str, String, u32, usize); 4] = [
-        ("seq40_python", seq40(), 1, runs),
-        ("chain100", chain(100), 1, runs),
-        ("fanout1000", fanout(1000), 1000, runs.min(3)),
-        ("fanout10000", fanout(10_000), 10_000, 1),
+    // (scenario, workflow name, bundle, max parallelism, repetitions)
+    let scenarios: [(&str, &str, String, u32, usize); 4] = [
+        ("seq40_python", "seq40", seq40(), 1, runs),
+        ("chain100", "chain100", chain(100), 1, runs),
+        ("fanout1000", "fanout1000", fanout(1000), 1000, runs.min(3)),
+        ("fanout10000", "fanout10000", fanout(10_000), 10_000, 1),
     ];
-    for (scenario, bundle, parallelism, reps) in scenarios {
+    for (scenario, workflow, bundle, parallelism, reps) in scenarios {
         if !want(scenario) {
             continue;
         }
@@ -139,7 +140,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
         )
         .await?;
         let register_s = t.elapsed().as_secs_f64();
-        let workflow = format!("{}@{version}", workflow_name(scenario));
+        let workflow = format!("{workflow}@{version}");
         let mut walls = Vec::new();
         let mut overheads = Vec::new();
         let mut tasks = 0;
@@ -169,13 +170,4 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
     server.shutdown().await.map_err(fail)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-fn workflow_name(scenario: &str) -> &'static str {
-    match scenario {
-        "seq40_python" => "seq40",
-        "chain100" => "chain100",
-        "fanout1000" => "fanout1000",
-        _ => "fanout10000",
-    }
 }
