@@ -166,8 +166,13 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
     let r = match materialise_inputs(ctx, job, &spec).await {
         Ok(inputs) => {
             spec.inputs = inputs;
-            let _ = ctx.blobs.put_bytes(&format!("{prefix}/inputs.json"), spec.inputs.to_string().into_bytes()).await;
-            tf_executor::run(&ctx.executor, &spec, job.kill.clone()).await
+            // The inputs record is stored while the task runs.
+            let inputs_key = format!("{prefix}/inputs.json");
+            let (r, _) = tokio::join!(
+                tf_executor::run(&ctx.executor, &spec, job.kill.clone()),
+                ctx.blobs.put_bytes(&inputs_key, spec.inputs.to_string().into_bytes())
+            );
+            r
         }
         Err(message) => {
             let _ = tokio::fs::create_dir_all(work_dir.join(".tenantflow")).await;
@@ -246,7 +251,9 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
             None
         }
     };
-    let _ = tokio::fs::remove_dir_all(&work_dir).await;
+    // Everything worth keeping is in blob storage now; the working directory goes in the
+    // background (a stale one is also removed when the same attempt starts again).
+    tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&work_dir));
     (outcome, end)
 }
 

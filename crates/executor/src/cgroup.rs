@@ -1,9 +1,9 @@
 //! Per-attempt cgroups for memory, cpu and process limits, on cgroup v1 (one hierarchy per
-//! controller) or v2 (one unified hierarchy). The child joins its cgroup between fork and exec,
-//! so it and everything it starts are limited and accounted from their first instruction.
+//! controller) or v2 (one unified hierarchy). The attempt's first process joins its cgroup
+//! before it executes the sandbox (see [`Cgroup::join_then_exec`]), so the sandbox and
+//! everything it starts are limited and accounted from their first instruction.
 
 use crate::Limits;
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 const CPU_PERIOD_US: u64 = 100_000;
@@ -35,8 +35,12 @@ pub struct Cgroup {
     /// One directory per controller (v1) or one (v2).
     dirs: Vec<PathBuf>,
     version: CgroupVersion,
-    procs: Vec<CString>,
 }
+
+/// Exit status of the join trampoline when the attempt could not join its cgroup.
+pub const JOIN_FAILED: i32 = 125;
+/// What the join trampoline prints before exiting with [`JOIN_FAILED`].
+pub const JOIN_FAILED_MESSAGE: &str = "tenantflow: cannot join the attempt's cgroup";
 
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::write(path, value).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
@@ -47,8 +51,11 @@ impl Cgroup {
         let name: String =
             name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         let dirs: Vec<PathBuf> = match v {
+            // The cpu controller only when there is a cpu limit: joining a v1 hierarchy has a
+            // cost on every attempt.
             CgroupVersion::V1(root) => ["memory", "cpu", "pids", "cpuacct"]
                 .iter()
+                .filter(|c| **c != "cpu" || limits.cpu_millis.is_some())
                 .filter(|c| root.join(c).is_dir())
                 .map(|c| root.join(c).join("tenantflow").join(&name))
                 .collect(),
@@ -57,14 +64,7 @@ impl Cgroup {
         for d in &dirs {
             std::fs::create_dir_all(d)?;
         }
-        let g = Cgroup {
-            procs: dirs
-                .iter()
-                .map(|d| CString::new(d.join("cgroup.procs").to_string_lossy().into_owned()).expect("no NUL"))
-                .collect(),
-            dirs,
-            version: v.clone(),
-        };
+        let g = Cgroup { dirs, version: v.clone() };
         g.limit(limits)?;
         Ok(g)
     }
@@ -112,30 +112,26 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Makes the spawned child join this cgroup before it executes anything.
-    pub fn attach_on_spawn(&self, cmd: &mut tokio::process::Command) {
-        let procs = self.procs.clone();
-        // SAFETY: between fork and exec only async-signal-safe calls are made (open, write,
-        // close) on paths prepared before the fork; nothing allocates.
-        unsafe {
-            cmd.pre_exec(move || {
-                let mut buf = [0u8; 24];
-                let pid = libc::getpid();
-                let n = fmt_pid(pid, &mut buf);
-                for p in &procs {
-                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    let w = libc::write(fd, buf.as_ptr() as *const libc::c_void, n);
-                    libc::close(fd);
-                    if w < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+    /// A command line that joins this cgroup and then executes `argv`: a tiny `/bin/sh`
+    /// trampoline writes its own pid to each controller's `cgroup.procs`, then `exec`s.
+    ///
+    /// This lets the server start attempts with `posix_spawn` (no copy of its own address
+    /// space, unlike a fork with a join between fork and exec), which matters when thousands of
+    /// attempts start per second on a busy server. If a join fails the sandbox never starts and
+    /// the process exits with [`JOIN_FAILED`] after printing [`JOIN_FAILED_MESSAGE`].
+    pub fn join_then_exec(&self, argv: Vec<String>) -> Vec<String> {
+        let mut a = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!(
+                "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo 0 2>/dev/null > \"$1\" || {{ echo \"{JOIN_FAILED_MESSAGE} $1\" >&2; exit {JOIN_FAILED}; }}; shift; n=$((n - 1)); done; exec \"$@\""
+            ),
+            "tenantflow-join".to_string(),
+            self.dirs.len().to_string(),
+        ];
+        a.extend(self.dirs.iter().map(|d| d.join("cgroup.procs").to_string_lossy().into_owned()));
+        a.extend(argv);
+        a
     }
 
     fn members(&self) -> Vec<i32> {
@@ -147,23 +143,30 @@ impl Cgroup {
             .collect()
     }
 
-    /// SIGKILLs every process in the cgroup, until it is empty.
-    pub fn kill_all(&self) {
+    /// SIGKILLs every process in the cgroup once; returns whether there were any.
+    pub fn signal_all(&self) -> bool {
         if let CgroupVersion::V2(_) = self.version {
             let _ = std::fs::write(self.dirs[0].join("cgroup.kill"), "1");
         }
-        for _ in 0..50 {
-            let pids = self.members();
-            if pids.is_empty() {
+        let pids = self.members();
+        for &pid in &pids {
+            // SAFETY: sending a signal; no memory is touched.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        !pids.is_empty()
+    }
+
+    /// SIGKILLs every process in the cgroup, until it is empty (for up to about a second).
+    pub fn kill_all(&self) {
+        let mut pause = std::time::Duration::from_micros(100);
+        for _ in 0..60 {
+            if !self.signal_all() {
                 return;
             }
-            for pid in pids {
-                // SAFETY: sending a signal; no memory is touched.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
         }
     }
 
@@ -208,31 +211,50 @@ impl Cgroup {
     pub fn remove(self) {
         self.kill_all();
         for d in &self.dirs {
-            for _ in 0..50 {
+            let mut pause = std::time::Duration::from_micros(100);
+            for _ in 0..60 {
                 if std::fs::remove_dir(d).is_ok() || !d.exists() {
                     break;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
             }
         }
     }
 }
 
-/// Formats a pid into `buf` without allocating; returns the length.
-fn fmt_pid(pid: i32, buf: &mut [u8; 24]) -> usize {
-    let mut n = pid as u64;
-    let mut tmp = [0u8; 24];
-    let mut i = 0;
-    loop {
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        i += 1;
-        if n == 0 {
-            break;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trampoline(dirs: Vec<PathBuf>) -> std::process::Output {
+        let g = Cgroup { dirs, version: CgroupVersion::V2(PathBuf::from("/nonexistent")) };
+        let argv =
+            g.join_then_exec(vec!["/bin/sh".into(), "-c".into(), "echo ran \"$@\"".into(), "x".into(), "a b".into()]);
+        std::process::Command::new(&argv[0]).args(&argv[1..]).output().unwrap()
+    }
+
+    #[test]
+    fn join_writes_every_controller_then_execs_the_command_with_its_arguments() {
+        let tmp = std::env::temp_dir().join(format!("tf-join-{}", std::process::id()));
+        let dirs: Vec<PathBuf> = ["memory", "pids"].iter().map(|c| tmp.join(c)).collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap();
         }
+        let out = trampoline(dirs.clone());
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ran a b\n");
+        for d in &dirs {
+            assert_eq!(std::fs::read_to_string(d.join("cgroup.procs")).unwrap(), "0\n");
+        }
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
-    for j in 0..i {
-        buf[j] = tmp[i - 1 - j];
+
+    #[test]
+    fn a_failed_join_never_runs_the_command() {
+        let out = trampoline(vec![PathBuf::from("/nonexistent/tf-cgroup")]);
+        assert_eq!(out.status.code(), Some(JOIN_FAILED));
+        assert!(out.stdout.is_empty(), "the command must not run: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with(JOIN_FAILED_MESSAGE), "{out:?}");
     }
-    i
 }

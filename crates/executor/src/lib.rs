@@ -263,23 +263,25 @@ pub async fn run(opts: &ExecutorOptions, spec: &AttemptSpec, mut terminate: watc
         }
         _ => None,
     };
-    let mut cmd = match opts.isolation {
+    let argv: Vec<String> = match opts.isolation {
         Isolation::Sandbox => {
-            let mut c = Command::new(&opts.bwrap);
-            c.args(sandbox::args(opts, spec, &env));
-            c
+            let mut a = vec![opts.bwrap.to_string_lossy().into_owned()];
+            a.extend(sandbox::args(opts, spec, &env));
+            match &group {
+                Some(g) => g.join_then_exec(a),
+                None => a,
+            }
         }
-        Isolation::Off => {
-            let mut c = Command::new(&spec.command[0]);
-            c.args(&spec.command[1..]).env_clear().envs(&env).current_dir(&spec.work_dir);
-            c
-        }
+        Isolation::Off => spec.command.clone(),
     };
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    if opts.isolation == Isolation::Off {
+        cmd.env_clear().envs(&env).current_dir(&spec.work_dir);
+    }
     cmd.stdin(Stdio::null()).stdout(Stdio::from(log_file)).stderr(Stdio::from(log_err)).kill_on_drop(true);
     cmd.process_group(0);
-    if let Some(g) = &group {
-        g.attach_on_spawn(&mut cmd);
-    }
+    let group_used = group.is_some();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -309,9 +311,10 @@ pub async fn run(opts: &ExecutorOptions, spec: &AttemptSpec, mut terminate: watc
             child.wait().await.ok()
         }
     };
-    // Whatever the task left running in the background dies with the attempt.
+    // Whatever the task left running in the background dies with the attempt (and is
+    // waited for when the cgroup is removed).
     if let Some(g) = &group {
-        g.kill_all();
+        g.signal_all();
     }
     let wall = started.elapsed();
     let (cpu_seconds, peak_memory_bytes, oom_killed) = match &group {
@@ -319,7 +322,9 @@ pub async fn run(opts: &ExecutorOptions, spec: &AttemptSpec, mut terminate: watc
         None => (None, None, false),
     };
     if let Some(g) = group {
-        g.remove();
+        // The kernel releases an emptied cgroup a little after its last process is reaped;
+        // removing it is nobody's critical path.
+        tokio::task::spawn_blocking(move || g.remove());
     }
     let log_tail = tail(&log, 2048);
     use std::os::unix::process::ExitStatusExt;
@@ -333,6 +338,9 @@ pub async fn run(opts: &ExecutorOptions, spec: &AttemptSpec, mut terminate: watc
         },
         End::Exited(_) => match exit_code {
             Some(0) => read_outputs(&outputs_host),
+            Some(cgroup::JOIN_FAILED) if group_used && log_tail.starts_with(cgroup::JOIN_FAILED_MESSAGE) => {
+                Outcome::SystemError { message: log_tail.trim().to_string() }
+            }
             Some(c) => Outcome::UserError { message: format!("exited with code {c}") },
             None => Outcome::UserError { message: format!("killed by signal {}", signal.unwrap_or(0)) },
         },

@@ -12,9 +12,17 @@ pub fn base_args(opts: &ExecutorOptions, network: bool) -> Vec<String> {
         a.push("--share-net".into());
     }
     for p in &opts.system_paths {
-        if p.exists() {
-            let p = p.to_string_lossy().into_owned();
-            a.extend(["--ro-bind".into(), p.clone(), p]);
+        let path = p.to_string_lossy().into_owned();
+        match std::fs::symlink_metadata(p) {
+            // A top-level symlink (`/bin -> usr/bin` on merged-/usr systems) is recreated as
+            // the same symlink, which is much cheaper than another bind mount.
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(p) {
+                    a.extend(["--symlink".into(), target.to_string_lossy().into_owned(), path]);
+                }
+            }
+            Ok(_) => a.extend(["--ro-bind".into(), path.clone(), path]),
+            Err(_) => {}
         }
     }
     a.extend(["--proc".into(), "/proc".into(), "--dev".into(), "/dev".into(), "--tmpfs".into(), "/tmp".into()]);
