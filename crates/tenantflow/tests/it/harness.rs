@@ -85,6 +85,19 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, auth: tf_server::AuthOptions) -> TestServer {
+        Self::start_full(backend, auth, Default::default()).await
+    }
+
+    /// A server keeping its blobs where `storage` says.
+    pub async fn start_with_storage(backend: Backend, storage: tf_server::StorageSettings) -> TestServer {
+        Self::start_full(backend, Default::default(), storage).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        auth: tf_server::AuthOptions,
+        storage: tf_server::StorageSettings,
+    ) -> TestServer {
         let db = TestDb::new(backend).await;
         let opts = ServerOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -93,7 +106,7 @@ impl TestServer {
             max_body_bytes: 1 << 20,
             auth,
             executor: Default::default(),
-            storage: Default::default(),
+            storage,
         };
         let server = tf_server::start(&opts).await.expect("server starts");
         let admin =

@@ -5,6 +5,7 @@
 
 mod access;
 mod api;
+mod blobs_s3;
 mod cli;
 mod crash;
 mod engine;
