@@ -17,7 +17,7 @@ use tf_executor::{AttemptSpec, ExecutorOptions, Identity, Outcome};
 use tf_model::execution::AttemptOutcome;
 use tf_model::Type;
 use tf_store::{AttemptEnd, CatalogKey, ExecutionKey, ExecutionOp, Store};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most bytes of the log quoted in a failed attempt's error.
 const ERROR_TAIL: usize = 1024;
@@ -34,8 +34,6 @@ pub struct Ctx {
     pub data_root: PathBuf,
     /// Why tasks cannot run on this host, if they cannot.
     pub refused: Option<String>,
-    /// Executor slots.
-    pub slots: Arc<Semaphore>,
     /// Executions whose end has been recorded.
     pub finished: tokio::sync::broadcast::Sender<(String, ExecutionKey)>,
 }
@@ -57,6 +55,10 @@ impl Ctx {
 }
 
 pub struct Job {
+    pub run: u64,
+    pub node_index: u32,
+    /// Where the attempt asks the driver for admission.
+    pub admission: mpsc::UnboundedSender<crate::driver::Event>,
     pub tenant: String,
     pub key: ExecutionKey,
     pub node: String,
@@ -104,10 +106,16 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job) -> Report {
             Err(e) => tracing::warn!(error = %e, "catalog lookup failed; running the task"),
         }
     }
-    let _slot = tokio::select! {
-        s = ctx.slots.clone().acquire_owned() => s.ok(),
+    // Admission: the driver grants the start when the tenant's quota and the executor allow.
+    let (grant, granted) = oneshot::channel();
+    let ask = crate::driver::Event::Admit { run: job.run, node: job.node_index, attempt: job.attempt, grant };
+    if job.admission.send(ask).is_err() {
+        return Report::NotStarted;
+    }
+    tokio::select! {
+        g = granted => if g.is_err() { return Report::NotStarted },
         _ = killed(&mut job.kill) => return Report::NotStarted,
-    };
+    }
     let prefix = Blobs::attempt_prefix(&job.tenant, &job.key, &job.node, job.attempt);
     let log_key = format!("{prefix}/log");
     let start = ExecutionOp::StartAttempt {

@@ -10,8 +10,9 @@
 
 use crate::attempt::{self, Ctx, Job, Report};
 use crate::plan::{self, Loaded, TaskRun, DEFAULT_MAX_PARALLELISM};
+use crate::scheduler::{Demand, Quota, Scheduler};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tf_model::execution::{Action, AttemptOutcome, ExecutionPhase, ExecutionState, NodePhase, NodeState};
@@ -22,12 +23,59 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub enum Event {
-    Submit { tenant: String, key: ExecutionKey },
-    Terminate { tenant: String, key: ExecutionKey, reason: String },
-    Loaded { tenant: String, key: ExecutionKey, result: Result<Option<Box<Ready>>, String> },
-    Reported { run: u64, node: u32, attempt: u32, report: Report },
+    Submit {
+        tenant: String,
+        key: ExecutionKey,
+    },
+    Terminate {
+        tenant: String,
+        key: ExecutionKey,
+        reason: String,
+    },
+    Loaded {
+        tenant: String,
+        key: ExecutionKey,
+        result: Result<Option<Box<Ready>>, String>,
+    },
+    Reported {
+        run: u64,
+        node: u32,
+        attempt: u32,
+        report: Report,
+    },
+    /// An attempt is ready to run and asks for admission; `grant` fires when it may start.
+    Admit {
+        run: u64,
+        node: u32,
+        attempt: u32,
+        grant: oneshot::Sender<()>,
+    },
+    /// A tenant's quota or weight changed (or is learnt at start-up).
+    Quota {
+        tenant: String,
+        quota: Quota,
+    },
+    /// What a tenant uses now.
+    Usage {
+        tenant: String,
+        reply: oneshot::Sender<crate::TenantUsage>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
+
+/// An attempt waiting for admission.
+struct Ticket {
+    run: u64,
+    node: u32,
+    attempt: u32,
+    grant: oneshot::Sender<()>,
+}
+
+type AttemptId = (u64, u32, u32);
+
+/// A loaded execution held back by its tenant's running-executions quota, with a termination
+/// that arrived meanwhile.
+type Parked = (ExecutionKey, Box<Ready>, Option<String>);
 
 /// An execution read back from the store, ready to drive.
 pub struct Ready {
@@ -80,6 +128,16 @@ pub struct Driver {
     inflight: HashMap<String, Vec<(u64, u32, u32)>>,
     next: u64,
     jobs: JoinSet<()>,
+    /// Who runs next on the executor, within tenants' quotas, fairly across tenants.
+    scheduler: Scheduler,
+    tickets: HashMap<u64, Ticket>,
+    ticket_of: HashMap<AttemptId, u64>,
+    next_ticket: u64,
+    /// Admitted attempts and what they hold until they report.
+    granted: HashMap<AttemptId, (String, Demand)>,
+    /// Executions running per tenant, and those held back by the running-executions quota.
+    active: HashMap<String, u64>,
+    parked: HashMap<String, VecDeque<Parked>>,
 }
 
 fn node_phase(p: NodePhase) -> &'static str {
@@ -120,7 +178,12 @@ fn cache_id(tenant: &str, k: &CatalogKey) -> String {
 }
 
 impl Driver {
-    pub fn new(ctx: Arc<Ctx>, tx: mpsc::UnboundedSender<Event>, rx: mpsc::UnboundedReceiver<Event>) -> Driver {
+    pub fn new(
+        ctx: Arc<Ctx>,
+        tx: mpsc::UnboundedSender<Event>,
+        rx: mpsc::UnboundedReceiver<Event>,
+        slots: usize,
+    ) -> Driver {
         Driver {
             ctx,
             rx,
@@ -131,6 +194,13 @@ impl Driver {
             inflight: HashMap::new(),
             next: 1,
             jobs: JoinSet::new(),
+            scheduler: Scheduler::new(slots),
+            tickets: HashMap::new(),
+            ticket_of: HashMap::new(),
+            next_ticket: 1,
+            granted: HashMap::new(),
+            active: HashMap::new(),
+            parked: HashMap::new(),
         }
     }
 
@@ -159,7 +229,14 @@ impl Driver {
             Event::Submit { tenant, key } => self.submit(tenant, key, None),
             Event::Terminate { tenant, key, reason } => {
                 let id = (tenant, key);
-                if let Some(&run) = self.by_key.get(&id) {
+                let parked = self.parked.get_mut(&id.0).and_then(|q| {
+                    let i = q.iter().position(|(k, _, _)| *k == id.1)?;
+                    q.remove(i)
+                });
+                if let Some((key, ready, _)) = parked {
+                    // Held back by the quota: it ends at once, without running anything.
+                    self.start_loaded(id.0, key, ready, Some(reason));
+                } else if let Some(&run) = self.by_key.get(&id) {
                     let actions = self.runs.get_mut(&run).map(|r| r.state.terminate(&reason)).unwrap_or_default();
                     self.act(run, actions);
                 } else if let Some(pending) = self.loading.get_mut(&id) {
@@ -170,7 +247,27 @@ impl Driver {
                 }
             }
             Event::Loaded { tenant, key, result } => self.loaded(tenant, key, result),
-            Event::Reported { run, node, attempt, report } => self.reported(run, node, attempt, report),
+            Event::Reported { run, node, attempt, report } => {
+                self.release((run, node, attempt));
+                self.reported(run, node, attempt, report);
+                self.dispatch();
+            }
+            Event::Admit { run, node, attempt, grant } => self.admit(run, node, attempt, grant),
+            Event::Quota { tenant, quota } => {
+                self.scheduler.set_quota(&tenant, quota);
+                self.unpark(&tenant);
+                self.dispatch();
+            }
+            Event::Usage { tenant, reply } => {
+                let u = self.scheduler.usage(&tenant);
+                let _ = reply.send(crate::TenantUsage {
+                    cpu_millis: u.cpu_millis,
+                    memory_bytes: u.memory_bytes,
+                    tasks: u.tasks,
+                    executions: self.active.get(&tenant).copied().unwrap_or(0),
+                    waiting: self.scheduler.waiting_of(&tenant),
+                });
+            }
             Event::Shutdown(_) => unreachable!("handled by the loop"),
         }
     }
@@ -207,6 +304,21 @@ impl Driver {
                 return;
             }
         };
+        let quota = self.scheduler.quota(&tenant).running_executions;
+        let active = self.active.get(&tenant).copied().unwrap_or(0);
+        if pending_abort.is_none() && ready.record.abort_requested.is_none() && quota.is_some_and(|max| active >= max) {
+            // Over the tenant's running-executions quota: it stays QUEUED until one ends.
+            tracing::info!(tenant = %tenant, execution = %key.name, "execution waits: running-executions quota reached");
+            self.parked.entry(tenant).or_default().push_back((key, ready, None));
+            return;
+        }
+        self.start_loaded(tenant, key, ready, pending_abort);
+    }
+
+    /// Starts driving a loaded execution.
+    fn start_loaded(&mut self, tenant: String, key: ExecutionKey, ready: Box<Ready>, pending_abort: Option<String>) {
+        let id = (tenant.clone(), key.clone());
+        *self.active.entry(tenant.clone()).or_default() += 1;
         let Ready { record, loaded, nodes, attempts } = *ready;
         let ts = self.ctx.store.tenant(&tenant);
         let interfaces = loaded.tasks.iter().map(|t| (t.interface.clone(), t.spec.retries)).collect();
@@ -330,12 +442,71 @@ impl Driver {
         self.spawn(run, node, attempt, inputs, cache);
     }
 
+    /// Starts executions held back by the running-executions quota, while it allows.
+    fn unpark(&mut self, tenant: &str) {
+        loop {
+            let max = self.scheduler.quota(tenant).running_executions;
+            let active = self.active.get(tenant).copied().unwrap_or(0);
+            if max.is_some_and(|m| active >= m) {
+                return;
+            }
+            let Some((key, ready, abort)) = self.parked.get_mut(tenant).and_then(VecDeque::pop_front) else { return };
+            self.start_loaded(tenant.to_string(), key, ready, abort);
+        }
+    }
+
+    /// An attempt asks to run: it waits in the admission queue, and says why while it waits.
+    fn admit(&mut self, run: u64, node: u32, attempt: u32, grant: oneshot::Sender<()>) {
+        let Some(r) = self.runs.get(&run) else { return };
+        let (tenant, demand) = (r.tenant.clone(), r.tasks[node as usize].demand);
+        let (key, node_id) = (r.key.clone(), r.state.node_id(node).to_string());
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.tickets.insert(ticket, Ticket { run, node, attempt, grant });
+        self.ticket_of.insert((run, node, attempt), ticket);
+        self.scheduler.enqueue(&tenant, ticket, demand, 0);
+        self.dispatch();
+        if self.tickets.contains_key(&ticket) {
+            let reason = self.scheduler.why_waiting(&tenant, demand);
+            let op = ExecutionOp::NodeWaiting { key, node: node_id, reason };
+            self.ctx.journal.send(vec![self.ctx.store.tenant(&tenant).op(op)]);
+        }
+    }
+
+    /// Starts every attempt the scheduler admits now.
+    fn dispatch(&mut self) {
+        while let Some(g) = self.scheduler.next_grant() {
+            let admitted = self.tickets.remove(&g.ticket).and_then(|t| {
+                self.ticket_of.remove(&(t.run, t.node, t.attempt));
+                t.grant.send(()).is_ok().then_some((t.run, t.node, t.attempt))
+            });
+            match admitted {
+                Some(id) => drop(self.granted.insert(id, (g.tenant, g.demand))),
+                // It stopped waiting (terminated) just before: the capacity is free again.
+                None => self.scheduler.release(&g.tenant, g.demand),
+            }
+        }
+    }
+
+    /// An attempt reported: what it held is free, or it leaves the admission queue.
+    fn release(&mut self, id: AttemptId) {
+        if let Some((tenant, demand)) = self.granted.remove(&id) {
+            self.scheduler.release(&tenant, demand);
+        } else if let Some(ticket) = self.ticket_of.remove(&id) {
+            self.tickets.remove(&ticket);
+            self.scheduler.cancel(ticket);
+        }
+    }
+
     fn spawn(&mut self, run: u64, node: u32, attempt: u32, inputs: Value, cache: Option<CatalogKey>) {
         let Some(r) = self.runs.get_mut(&run) else { return };
         let (kill, rx) = watch::channel(false);
         r.kills.insert(node, kill);
         r.outstanding += 1;
         let job = Job {
+            run,
+            node_index: node,
+            admission: self.tx.clone(),
             tenant: r.tenant.clone(),
             key: r.key.clone(),
             node: r.state.node_id(node).to_string(),
@@ -468,6 +639,13 @@ impl Driver {
         }
         let r = self.runs.remove(&run).expect("present");
         self.by_key.remove(&(r.tenant.clone(), r.key.clone()));
+        if let Some(n) = self.active.get_mut(&r.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.active.remove(&r.tenant);
+            }
+        }
+        self.unpark(&r.tenant.clone());
         let (phase, outputs, error) = r.finish.expect("checked");
         let op = ExecutionOp::Phase {
             key: r.key.clone(),

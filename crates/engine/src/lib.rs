@@ -14,6 +14,7 @@ pub mod blobs;
 mod driver;
 mod journal;
 pub mod plan;
+pub mod scheduler;
 
 pub use blobs::Blobs;
 pub use plan::{Launch, LaunchError, Target};
@@ -24,7 +25,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tf_store::{ExecutionKey, Store};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -69,6 +70,19 @@ impl Readiness {
     pub fn ready(&self) -> bool {
         self.refused.is_none()
     }
+}
+
+/// What a tenant's work holds right now on this engine.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TenantUsage {
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    /// Attempts running.
+    pub tasks: u64,
+    /// Executions running (not held back by the running-executions quota).
+    pub executions: u64,
+    /// Attempts waiting for admission.
+    pub waiting: u64,
 }
 
 pub struct Engine {
@@ -117,11 +131,15 @@ impl Engine {
             work_root: opts.data_dir.join("work"),
             data_root: opts.data_dir.join("tenants"),
             refused,
-            slots: Arc::new(Semaphore::new(opts.slots.max(1))),
             finished: tokio::sync::broadcast::channel(1024).0,
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(driver::Driver::new(ctx.clone(), tx.clone(), rx).run());
+        let driver = tokio::spawn(driver::Driver::new(ctx.clone(), tx.clone(), rx, opts.slots).run());
+        // Quotas first, so resumed executions are admitted under them.
+        let quotas = store.platform().all_quotas().await.map_err(|e| EngineError(e.to_string()))?;
+        for (tenant, tier, q) in quotas {
+            let _ = tx.send(driver::Event::Quota { tenant, quota: scheduler::Quota::from_record(&q, &tier) });
+        }
         let unfinished = store.platform().unfinished_executions().await.map_err(|e| EngineError(e.to_string()))?;
         if !unfinished.is_empty() {
             tracing::info!(executions = unfinished.len(), "resuming unfinished executions");
@@ -135,6 +153,21 @@ impl Engine {
     /// Runs a created execution.
     pub fn submit(&self, tenant: &str, key: &ExecutionKey) {
         let _ = self.tx.send(driver::Event::Submit { tenant: tenant.into(), key: key.clone() });
+    }
+
+    /// Applies a tenant's new quota (and fair-share weight) to admission from now on.
+    pub fn set_quota(&self, tenant: &str, tier: &str, quota: &tf_store::QuotaRecord) {
+        let quota = scheduler::Quota::from_record(quota, tier);
+        let _ = self.tx.send(driver::Event::Quota { tenant: tenant.into(), quota });
+    }
+
+    /// What `tenant` uses now (zero when the engine has stopped).
+    pub async fn usage(&self, tenant: &str) -> TenantUsage {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(driver::Event::Usage { tenant: tenant.into(), reply }).is_err() {
+            return TenantUsage::default();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Stops an execution: running attempts are killed, the rest never starts. The caller

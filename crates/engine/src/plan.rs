@@ -6,6 +6,7 @@
 //! launch-plan defaults applied, fixed inputs unchangeable — so the engine never meets a
 //! missing or mistyped workflow input.
 
+use crate::scheduler::{Demand, Quota};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,53 @@ use tf_store::{ExecutionKey, ExecutionRecord, NewExecution, TenantStore};
 pub const DEFAULT_MAX_PARALLELISM: u32 = 25;
 /// Processes per attempt, unless the task's limits say otherwise.
 const DEFAULT_PIDS: u64 = 1024;
+/// What an attempt holds of its tenant's quota when its task states neither requests nor
+/// limits: a quarter of a core and 256 MiB.
+pub const DEFAULT_CPU_MILLIS: u64 = 250;
+pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
+
+/// What an attempt of this task holds of its tenant's quota while it runs: its requests, else
+/// its limits, else the defaults.
+pub fn demand_of(spec: &TaskSpec) -> Result<Demand, String> {
+    let r = &spec.resources;
+    let cpu = r.requests.cpu.as_ref().or(r.limits.cpu.as_ref());
+    let mem = r.requests.memory.as_ref().or(r.limits.memory.as_ref());
+    Ok(Demand {
+        cpu_millis: cpu.map(tf_model::resources::parse_cpu).transpose()?.unwrap_or(DEFAULT_CPU_MILLIS),
+        memory_bytes: mem.map(tf_model::resources::parse_memory).transpose()?.unwrap_or(DEFAULT_MEMORY_BYTES),
+    })
+}
+
+/// Refuses a workflow with a task that could never run within its tenant's whole quota.
+async fn check_fits_quota(
+    store: &TenantStore<'_>,
+    key: &ExecutionKey,
+    wf: &CompiledWorkflow,
+) -> Result<(), LaunchError> {
+    let quota = Quota::from_record(&store.quota().await?, "");
+    if quota.cpu_millis.is_none() && quota.memory_bytes.is_none() && quota.running_tasks.is_none() {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in &wf.nodes {
+        if !seen.insert(&n.task) {
+            continue;
+        }
+        let t = store
+            .get_entity(&key.project, &key.domain, EntityKind::Task, &n.task.name, Some(&n.task.version))
+            .await?
+            .ok_or_else(|| LaunchError::Store(format!("task {}@{} is missing", n.task.name, n.task.version)))?;
+        let spec: TaskSpec = spec_of(&t.spec).map_err(LaunchError::Store)?;
+        let demand = demand_of(&spec).map_err(LaunchError::Store)?;
+        if let Some(why) = quota.oversize(store.tenant_id(), demand) {
+            return Err(invalid(
+                format!("nodes.{}.resources", n.id),
+                format!("task `{}` {why}: it could never run", n.task.name),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Why a launch was refused: the offending field and what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +145,7 @@ pub async fn prepare(store: &TenantStore<'_>, l: &Launch) -> Result<NewExecution
         .map_err(|e| LaunchError::Store(e.to_string()))?;
 
     let inputs = merge_inputs(&interface, lp.as_ref().map(|(s, _)| s), &l.inputs)?;
+    check_fits_quota(store, &l.key, &compiled).await?;
     if let Some(mp) = l.max_parallelism {
         if mp == 0 || mp > 10_000 {
             return Err(invalid("max_parallelism", format!("expected 1..=10000, got {mp}")));
@@ -177,6 +226,8 @@ pub struct TaskRun {
     /// Digest of the interface: part of the catalog key.
     pub interface_digest: String,
     pub limits: Limits,
+    /// What an attempt holds of the tenant's quota.
+    pub demand: Demand,
     pub network: bool,
     /// The cache version when caching is on.
     pub cache_version: Option<String>,
@@ -201,6 +252,7 @@ impl TaskRun {
         };
         let interface_digest = tf_model::digest::digest(&serde_json::to_value(&interface).map_err(|e| e.to_string())?);
         Ok(TaskRun {
+            demand: demand_of(&spec)?,
             network: spec.policy.as_ref().is_some_and(|p| p.network),
             cache_version: spec.cache.as_ref().filter(|c| c.enabled).map(|c| c.version.clone().unwrap_or_default()),
             task,

@@ -123,6 +123,25 @@ pub fn routes() -> Vec<RouteDef> {
         .response(s::<tf_store::Tenant>),
         r(
             Method::GET,
+            "/api/v1/tenants/{tenant}/quota",
+            Tenant(Permission(Tenants, Read)),
+            "A tenant's quota and what it uses of it now",
+            "tenants",
+            get(tenants::get_quota),
+        )
+        .response(s::<tenants::QuotaView>),
+        r(
+            Method::PUT,
+            "/api/v1/tenants/{tenant}/quota",
+            Platform(Permission(Tenants, Update)),
+            "Set a tenant's quota (cpu, memory, running tasks and executions, stored bytes) and fair-share weight",
+            "tenants",
+            put(tenants::put_quota),
+        )
+        .body(JSON, s::<tenants::QuotaBody>)
+        .response(s::<tenants::QuotaView>),
+        r(
+            Method::GET,
             "/api/v1/tenants/{tenant}/roles",
             Tenant(Permission(Roles, Read)),
             "List a tenant's roles",

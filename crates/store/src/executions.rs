@@ -65,6 +65,10 @@ pub struct NodeRecord {
     pub error: Option<String>,
     /// `DISABLED`, `MISS` (ran, result stored), `HIT` (outputs reused) or null before it ran.
     pub cache_status: Option<String>,
+    /// While `WAITING_FOR_RESOURCES`: what it waits for, e.g. `quota: cpu 10/10 in use, 1 more
+    /// needed (tenant team-alpha)` or `executor: 8/8 slots in use`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
 }
@@ -146,6 +150,7 @@ fn node_from_row(r: &AnyRow) -> Result<NodeRecord> {
         outputs: json_opt(r, "outputs")?,
         error: r.try_get("error")?,
         cache_status: r.try_get("cache_status")?,
+        waiting_reason: r.try_get("waiting_reason")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
     })
@@ -205,6 +210,8 @@ pub enum ExecutionOp {
     FinishAttempt { key: ExecutionKey, node: String, attempt: i64, end: AttemptEnd, update: NodeUpdate },
     /// A node's new state without an attempt (a cache hit).
     Node { key: ExecutionKey, node: String, update: NodeUpdate },
+    /// A node could run but waits for resources (its tenant's quota, the executor's slots).
+    NodeWaiting { key: ExecutionKey, node: String, reason: String },
     /// The execution's phase; a terminal phase also closes every node still open.
     Phase { key: ExecutionKey, phase: String, outputs: Option<Value>, error: Option<String>, terminal: bool },
     /// Stores a task's outputs in the catalog (the first writer wins).
@@ -482,7 +489,7 @@ async fn start_attempt(
         return Ok(());
     }
     sqlx::query(&format!(
-        "UPDATE node_executions SET phase = 'RUNNING', attempts = $6, started_at = COALESCE(started_at, $7) WHERE {KEY} AND execution = $4 AND node = $5"
+        "UPDATE node_executions SET phase = 'RUNNING', attempts = $6, started_at = COALESCE(started_at, $7), waiting_reason = NULL WHERE {KEY} AND execution = $4 AND node = $5"
     ))
     .bind(tenant)
     .bind(&k.project)
@@ -496,11 +503,27 @@ async fn start_attempt(
     Ok(())
 }
 
+async fn node_waiting(tx: &mut Tx<'_>, tenant: &str, k: &ExecutionKey, node: &str, reason: &str) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE node_executions SET phase = 'WAITING_FOR_RESOURCES', waiting_reason = $6 \
+         WHERE {KEY} AND execution = $4 AND node = $5 AND finished_at IS NULL AND phase <> 'RUNNING'"
+    ))
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.name)
+    .bind(node)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn update_node(tx: &mut Tx<'_>, tenant: &str, k: &ExecutionKey, node: &str, u: &NodeUpdate) -> Result<()> {
     let now = now_ms();
     sqlx::query(&format!(
         "UPDATE node_executions SET phase = $6, outputs = COALESCE($7, outputs), error = $8, finished_at = $9, \
-         cache_status = COALESCE($10, cache_status), started_at = COALESCE(started_at, $11) \
+         cache_status = COALESCE($10, cache_status), started_at = COALESCE(started_at, $11), waiting_reason = NULL \
          WHERE {KEY} AND execution = $4 AND node = $5"
     ))
     .bind(tenant)
@@ -653,6 +676,9 @@ impl crate::Store {
                     finish_attempt(&mut tx, tenant, key, node, *attempt, end, update).await?;
                 }
                 ExecutionOp::Node { key, node, update } => update_node(&mut tx, tenant, key, node, update).await?,
+                ExecutionOp::NodeWaiting { key, node, reason } => {
+                    node_waiting(&mut tx, tenant, key, node, reason).await?
+                }
                 ExecutionOp::Phase { key, phase, outputs, error, terminal } => {
                     set_phase(&mut tx, tenant, key, phase, outputs.as_ref(), error.as_deref(), *terminal).await?;
                 }

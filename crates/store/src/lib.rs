@@ -25,7 +25,7 @@ pub use executions::{
 pub use page::{Page, PageRequest, MAX_LIMIT as PAGE_MAX_LIMIT};
 pub use platform::{hash_secret, NewToken, PlatformStore, PolicySnapshot, TokenInfo};
 pub use records::{
-    BindingRecord, Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate,
+    BindingRecord, Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate, QuotaRecord,
     RegisterOutcome, RoleRecord, Tenant, TenantState,
 };
 pub use tenant::TenantStore;

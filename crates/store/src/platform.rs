@@ -1,7 +1,7 @@
 //! Cross-tenant operations: tenants, credentials and the project directory. Nothing here
 //! returns another tenant's registered entities; that is [`crate::TenantStore`]'s job.
 
-use crate::records::{Project, Tenant, TenantState};
+use crate::records::{Project, QuotaRecord, Tenant, TenantState};
 use crate::tenant::project_from_row;
 use crate::{now_ms, Error, Page, PageRequest, Result, Store};
 use rand::RngCore;
@@ -178,6 +178,52 @@ impl PlatformStore<'_> {
         row.as_ref().map(tenant_from_row).transpose()
     }
 
+    /// Sets a tenant's quota (replacing the previous one).
+    pub async fn set_quota(&self, tenant: &str, q: &QuotaRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenant_quotas (tenant_id, cpu_millis, memory_bytes, running_tasks, running_executions, stored_bytes, weight, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO UPDATE SET cpu_millis = $2, memory_bytes = $3, \
+             running_tasks = $4, running_executions = $5, stored_bytes = $6, weight = $7, updated_at = $8",
+        )
+        .bind(tenant)
+        .bind(q.cpu_millis)
+        .bind(q.memory_bytes)
+        .bind(q.running_tasks)
+        .bind(q.running_executions)
+        .bind(q.stored_bytes)
+        .bind(q.weight)
+        .bind(now_ms())
+        .execute(&self.store.write)
+        .await?;
+        Ok(())
+    }
+
+    /// A tenant's quota; unlimited when none was set.
+    pub async fn get_quota(&self, tenant: &str) -> Result<QuotaRecord> {
+        let row = sqlx::query("SELECT * FROM tenant_quotas WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(&self.store.read)
+            .await?;
+        Ok(row.as_ref().map(quota_from_row).transpose()?.map(|(_, q)| q).unwrap_or_default())
+    }
+
+    /// Every tenant with its tier and quota (unlimited when none was set), for the engine's
+    /// admission queue: one query however many tenants there are.
+    pub async fn all_quotas(&self) -> Result<Vec<(String, String, QuotaRecord)>> {
+        let rows = sqlx::query(
+            "SELECT t.id AS tenant_id, t.tier, q.cpu_millis, q.memory_bytes, q.running_tasks, q.running_executions, \
+             q.stored_bytes, q.weight FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id ORDER BY t.id",
+        )
+        .fetch_all(&self.store.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (t, q) = quota_from_row(r)?;
+                Ok((t, r.try_get("tier")?, q))
+            })
+            .collect()
+    }
+
     pub async fn list_tenants(&self, page: &PageRequest) -> Result<Page<Tenant>> {
         let sql = "SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2";
         crate::page::by_id(&self.store.read, sql, &[], page, tenant_from_row, |t| t.id.clone()).await
@@ -301,4 +347,18 @@ impl PlatformStore<'_> {
             .await?;
         Ok(r.rows_affected() > 0)
     }
+}
+
+fn quota_from_row(r: &AnyRow) -> Result<(String, QuotaRecord)> {
+    Ok((
+        r.try_get("tenant_id")?,
+        QuotaRecord {
+            cpu_millis: r.try_get("cpu_millis")?,
+            memory_bytes: r.try_get("memory_bytes")?,
+            running_tasks: r.try_get("running_tasks")?,
+            running_executions: r.try_get("running_executions")?,
+            stored_bytes: r.try_get("stored_bytes")?,
+            weight: r.try_get("weight")?,
+        },
+    ))
 }

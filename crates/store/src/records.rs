@@ -37,6 +37,18 @@ pub struct Tenant {
     pub updated_at: i64,
 }
 
+/// A tenant's limits on concurrent use (`None`: unlimited) and its fair-share weight
+/// (`None`: the default of its tier).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct QuotaRecord {
+    pub cpu_millis: Option<i64>,
+    pub memory_bytes: Option<i64>,
+    pub running_tasks: Option<i64>,
+    pub running_executions: Option<i64>,
+    pub stored_bytes: Option<i64>,
+    pub weight: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Domain {
     pub id: String,

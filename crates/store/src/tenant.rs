@@ -14,6 +14,13 @@ pub struct TenantStore<'a> {
     pub(crate) tenant: String,
 }
 
+impl TenantStore<'_> {
+    /// This tenant's quota; unlimited when none was set.
+    pub async fn quota(&self) -> Result<crate::QuotaRecord> {
+        self.store.platform().get_quota(&self.tenant).await
+    }
+}
+
 pub(crate) fn project_from_row(r: &AnyRow) -> Result<Project> {
     let state: String = r.try_get("state")?;
     let labels: String = r.try_get("labels")?;

@@ -177,7 +177,8 @@ pub struct BenchArgs {
     /// `authz`: decisions with 10,000 projects and 100,000 bindings; authorised listings under load.
     /// `engine`: executions through the real server, store and sandboxed executor — 40
     /// sequential Python tasks, a 100-node chain, fan-outs of 1,000 and 10,000 leaves.
-    #[arg(value_parser = ["startup", "authz", "engine"])]
+    /// `fairness`: three tenants weighted 1:1:2 saturating a 4-slot executor, and a late fourth.
+    #[arg(value_parser = ["startup", "authz", "engine", "fairness"])]
     pub suite: String,
     /// Repetitions; the median is reported.
     #[arg(long, default_value_t = 7)]

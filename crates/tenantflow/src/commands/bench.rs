@@ -12,6 +12,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
         "startup" => startup(args).await,
         "authz" => authz(args).await,
         "engine" => super::bench_engine::run(args).await,
+        "fairness" => super::bench_fairness::run(args).await,
         other => Err(CliError::Usage(format!("unknown suite `{other}`"))),
     }
 }

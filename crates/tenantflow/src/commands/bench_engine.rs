@@ -92,11 +92,13 @@ async fn run_once(c: &Client, workflow: &str, parallelism: u32, name: &str) -> R
     Ok(Outcome { wall, process_s, tasks })
 }
 
-pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
-    let wanted: Option<Vec<String>> =
-        args.scenarios.as_ref().map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
-    let want = |s: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == s));
-    let dir = std::env::temp_dir().join(format!("tenantflow-bench-engine-{}", std::process::id()));
+/// A server on a scratch data dir in this process, with tasks able to run, and an admin client.
+pub async fn start_server(
+    args: &BenchArgs,
+    suite: &str,
+    executor: tf_server::ExecutorSettings,
+) -> Result<(tf_server::RunningServer, Client, std::path::PathBuf), CliError> {
+    let dir = std::env::temp_dir().join(format!("tenantflow-bench-{suite}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let opts = tf_server::ServerOptions {
         listen: "127.0.0.1:0".parse().expect("address"),
@@ -104,7 +106,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
         database_url: args.database_url.clone(),
         max_body_bytes: 64 << 20,
         auth: Default::default(),
-        executor: Default::default(),
+        executor,
         storage: Default::default(),
     };
     let server = tf_server::start(&opts).await.map_err(fail)?;
@@ -113,6 +115,14 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
     }
     let token = std::fs::read_to_string(dir.join(tf_server::ADMIN_TOKEN_FILE)).map_err(fail)?;
     let c = Client::new(format!("http://{}", server.addr), Some(token.trim().to_string()));
+    Ok((server, c, dir))
+}
+
+pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
+    let wanted: Option<Vec<String>> =
+        args.scenarios.as_ref().map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+    let want = |s: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == s));
+    let (server, c, dir) = start_server(args, "engine", Default::default()).await?;
     let tag = format!("{}", std::process::id());
     let project = c.get("/api/v1/projects/bench").await;
     if project.is_err() {

@@ -4,6 +4,7 @@ pub(crate) mod apply;
 mod auth;
 mod bench;
 mod bench_engine;
+mod bench_fairness;
 mod demo;
 mod executions;
 mod get;

@@ -14,5 +14,6 @@ mod garbage;
 mod harness;
 mod matrix;
 mod oidc;
+mod quota;
 mod store;
 mod validation;

@@ -57,6 +57,7 @@ pub fn body(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
             j(json!({"role": "victim", "subject_kind": "user", "subject": "someone"}))
         }
         ("POST", p) if p.ends_with("/tokens") => j(json!({"service_account": "made"})),
+        ("PUT", p) if p.ends_with("/quota") => j(json!({"cpu": 4, "memory": "8Gi"})),
         ("PUT", _) => j(json!({"description": "changed"})),
         _ => None,
     }

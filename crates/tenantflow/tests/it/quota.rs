@@ -1,0 +1,121 @@
+//! Tenant quotas over HTTP, enforced by the engine's admission queue: a tenant never runs more
+//! than its quota allows, waiting work says what it waits for, a task larger than the whole
+//! quota is refused at launch, the running-executions quota holds executions in QUEUED, and bad
+//! quota input is a 400 naming the field.
+
+use crate::engine::{can_run, launch, wait_done};
+use crate::harness::TestServer;
+use crate::on_every_backend;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Six parallel nodes, each holding half a core for a moment.
+const WIDE: &str = "kind: Task\nname: work\nresources: {requests: {cpu: 500m, memory: 64Mi}}\ncontainer: {command: [/bin/sleep, '0.3']}\n---\nkind: Task\nname: huge\nresources: {requests: {cpu: '2'}}\ncontainer: {command: [/bin/true]}\n---\nkind: Workflow\nname: wide\nnodes: [{id: a, task: work}, {id: b, task: work}, {id: c, task: work}, {id: d, task: work}, {id: e, task: work}, {id: f, task: work}]\n---\nkind: Workflow\nname: too-big\nnodes: [{id: small, task: work}, {id: big, task: huge}]\n";
+
+/// Largest number of attempts of these executions that ran at the same time.
+async fn max_concurrency(srv: &TestServer, names: &[&str]) -> usize {
+    let mut edges: Vec<(i64, i32)> = Vec::new();
+    for name in names {
+        let (_, ns) = srv.get(&format!("/api/v1/executions/ml-alpha/development/{name}/nodes")).await;
+        for n in ns.as_array().unwrap() {
+            for a in n["attempts"].as_array().unwrap() {
+                edges.push((a["started_at"].as_i64().unwrap(), 1));
+                edges.push((a["finished_at"].as_i64().unwrap(), -1));
+            }
+        }
+    }
+    // Ends before starts at the same instant: an attempt starts only after another released.
+    edges.sort();
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
+on_every_backend!(quotas_are_never_exceeded_and_waiting_work_says_why, |srv| {
+    if !can_run() {
+        return;
+    }
+    srv.project("ml-alpha", "team-alpha", &["development"]).await;
+    // Bad input names the field.
+    for (body, field) in [
+        (json!({"cpu": "lots"}), "cpu"),
+        (json!({"memory": "2Zi"}), "memory"),
+        (json!({"running_tasks": -1}), "running_tasks"),
+        (json!({"weight": 0}), "weight"),
+        (json!({"cpus": 4}), "cpus"),
+    ] {
+        let (s, e) = srv.put("/api/v1/tenants/team-alpha/quota", &body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
+        assert!(e.to_string().contains(field), "{body}: {e}");
+    }
+    let (s, q) = srv.put("/api/v1/tenants/nobody/quota", &json!({"cpu": 1})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{q}");
+
+    let (s, q) =
+        srv.put("/api/v1/tenants/team-alpha/quota", &json!({"cpu": 1, "memory": "1Gi", "running_tasks": 3})).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!((q["cpu"].as_str(), q["memory"].as_str(), q["weight"].as_u64()), (Some("1"), Some("1Gi"), Some(2)));
+    assert_eq!(srv.register("ml-alpha", "development", "v1", WIDE).await.0, StatusCode::CREATED);
+
+    // A task larger than the whole quota can never run: refused at launch, nothing created.
+    let (s, e) =
+        srv.post("/api/v1/executions/ml-alpha/development", &json!({"workflow": "too-big", "name": "big"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e.to_string().contains("nodes.big.resources") && e.to_string().contains("quota"), "{e}");
+    assert_eq!(srv.get("/api/v1/executions/ml-alpha/development/big").await.0, StatusCode::NOT_FOUND);
+
+    // Twelve half-core attempts under a one-core quota: two at a time, the rest wait and say why.
+    launch(&srv, "ml-alpha", "development", json!({"workflow": "wide", "name": "w1"})).await;
+    launch(&srv, "ml-alpha", "development", json!({"workflow": "wide", "name": "w2"})).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut reason = None;
+    while reason.is_none() && Instant::now() < deadline {
+        let (_, u) = srv.get("/api/v1/tenants/team-alpha/quota").await;
+        assert!(u["usage"]["running_tasks"].as_u64().expect("usage") <= 2, "over quota: {u}");
+        let (_, ns) = srv.get("/api/v1/executions/ml-alpha/development/w2/nodes").await;
+        reason = ns
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["phase"] == "WAITING_FOR_RESOURCES")
+            .and_then(|n| n["waiting_reason"].as_str().map(str::to_string));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reason = reason.expect("some node waited for resources");
+    assert!(reason.starts_with("quota: cpu 1/1 in use") && reason.ends_with("(tenant team-alpha)"), "{reason}");
+    for name in ["w1", "w2"] {
+        let d = wait_done(&srv, "ml-alpha", "development", name, 60).await;
+        assert_eq!(d["phase"], "SUCCEEDED", "{d}");
+    }
+    assert_eq!(max_concurrency(&srv, &["w1", "w2"]).await, 2, "cpu 1 / 500m each: exactly two at a time");
+    let (_, u) = srv.get("/api/v1/tenants/team-alpha/quota").await;
+    assert_eq!(
+        u["usage"],
+        json!({"cpu": "0", "memory": "0", "running_tasks": 0, "running_executions": 0, "waiting_tasks": 0})
+    );
+
+    // One running execution at a time: the second stays QUEUED until the first ends.
+    let (s, q) = srv.put("/api/v1/tenants/team-alpha/quota", &json!({"running_executions": 1})).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    launch(&srv, "ml-alpha", "development", json!({"workflow": "wide", "name": "e1"})).await;
+    launch(&srv, "ml-alpha", "development", json!({"workflow": "wide", "name": "e2"})).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (_, e2) = srv.get("/api/v1/executions/ml-alpha/development/e2").await;
+    let (_, e1) = srv.get("/api/v1/executions/ml-alpha/development/e1").await;
+    if e1["phase"] == "RUNNING" {
+        assert_eq!(e2["phase"], "QUEUED", "{e2}");
+    }
+    let d1 = wait_done(&srv, "ml-alpha", "development", "e1", 60).await;
+    let d2 = wait_done(&srv, "ml-alpha", "development", "e2", 60).await;
+    assert_eq!((d1["phase"].as_str(), d2["phase"].as_str()), (Some("SUCCEEDED"), Some("SUCCEEDED")));
+    let (_, n1) = srv.get("/api/v1/executions/ml-alpha/development/e1/nodes").await;
+    let e1_end = n1.as_array().unwrap().iter().filter_map(|n| n["finished_at"].as_i64()).max().unwrap();
+    let (_, n2) = srv.get("/api/v1/executions/ml-alpha/development/e2/nodes").await;
+    let e2_start = n2.as_array().unwrap().iter().filter_map(|n| n["started_at"].as_i64()).min().unwrap();
+    assert!(e2_start >= e1_end, "e2 ran only after e1 ended ({e2_start} < {e1_end})");
+    srv.stop().await;
+});
