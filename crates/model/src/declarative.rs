@@ -16,6 +16,9 @@ pub struct DesiredTenant {
     pub id: String,
     pub name: Option<String>,
     pub tier: Option<String>,
+    /// The quota as written (`cpu`, `memory`, `running_tasks`, `running_executions`,
+    /// `stored_bytes`, `weight`); the server checks it.
+    pub quota: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,13 +208,10 @@ pub fn parse_desired(docs: &[Value]) -> Result<Desired, Violations> {
                             }
                         }
                     }
-                    if t.quota.is_some() {
-                        out.skipped.push(format!(
-                            "{label}: quota of tenant `{}` (quotas are not supported by this version)",
-                            t.id
-                        ));
+                    if t.quota.as_ref().is_some_and(|q| !q.is_object()) {
+                        errs.push(&label, "quota", "expected a mapping");
                     }
-                    out.tenants.push(DesiredTenant { id: t.id, name: t.name, tier: t.tier });
+                    out.tenants.push(DesiredTenant { id: t.id, name: t.name, tier: t.tier, quota: t.quota });
                 }
                 "Project" => {
                     if let Some(p) = typed::<SeedProject>(body, &label, "", &mut errs) {

@@ -8,7 +8,7 @@ use crate::commands::CliError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use tf_model::declarative::{parse_desired, Desired};
+use tf_model::declarative::{parse_desired, Desired, DesiredTenant};
 
 fn load(files: &[std::path::PathBuf]) -> Result<Vec<Value>, CliError> {
     parse_docs(&super::register::bundle_text(files)?)
@@ -71,21 +71,23 @@ pub async fn apply_docs(client: &Client, docs: &[Value], dry_run: bool) -> Resul
     let mut r = Report { dry_run: a.dry_run, changed: 0 };
     for t in &desired.tenants {
         let what = format!("tenant/{}", t.id);
-        if get_opt(client, &format!("/api/v1/tenants/{}", t.id)).await?.is_some() {
+        let exists = get_opt(client, &format!("/api/v1/tenants/{}", t.id)).await?.is_some();
+        if exists {
             r.say(&what, "unchanged");
-            continue;
-        }
-        if !a.dry_run {
-            let mut body = json!({"id": t.id});
-            if let Some(n) = &t.name {
-                body["name"] = json!(n);
+        } else {
+            if !a.dry_run {
+                let mut body = json!({"id": t.id});
+                if let Some(n) = &t.name {
+                    body["name"] = json!(n);
+                }
+                if let Some(x) = &t.tier {
+                    body["tier"] = json!(x);
+                }
+                client.post_json("/api/v1/tenants", &body).await?;
             }
-            if let Some(x) = &t.tier {
-                body["tier"] = json!(x);
-            }
-            client.post_json("/api/v1/tenants", &body).await?;
+            r.say(&what, "created");
         }
-        r.say(&what, "created");
+        converge_quota(client, &mut r, t, exists).await?;
     }
     for p in &desired.projects {
         let what = format!("project/{}", p.id);
@@ -186,5 +188,38 @@ pub async fn apply_docs(client: &Client, docs: &[Value], dry_run: bool) -> Resul
         }
     }
     eprintln!("{} change(s){}", r.changed, if a.dry_run { " planned; nothing was written" } else { " applied" });
+    Ok(())
+}
+
+/// Whether a quota as written and one as the server shows it say the same.
+fn same_quota(want: &Value, have: &Value) -> bool {
+    use tf_model::resources::{parse_cpu, parse_memory};
+    let qty = |k: &str, parse: fn(&Value) -> Result<u64, String>| {
+        let w = want.get(k).map(|v| parse(v).ok());
+        let h = have.get(k).filter(|v| !v.is_null()).map(|v| parse(v).ok());
+        w == h
+    };
+    let count = |k: &str| want.get(k).and_then(Value::as_i64) == have.get(k).and_then(Value::as_i64);
+    qty("cpu", parse_cpu)
+        && qty("memory", parse_memory)
+        && qty("stored_bytes", parse_memory)
+        && count("running_tasks")
+        && count("running_executions")
+        && want.get("weight").is_none_or(|w| w.as_i64() == have.get("weight").and_then(Value::as_i64))
+}
+
+/// Sets a tenant's quota when the file gives one and it differs from the server's.
+async fn converge_quota(client: &Client, r: &mut Report, t: &DesiredTenant, exists: bool) -> Result<(), CliError> {
+    let Some(want) = &t.quota else { return Ok(()) };
+    let what = format!("quota/{}", t.id);
+    let path = format!("/api/v1/tenants/{}/quota", t.id);
+    if exists && same_quota(want, &client.get(&path).await?) {
+        r.say(&what, "unchanged");
+        return Ok(());
+    }
+    if !r.dry_run {
+        client.send_json(reqwest::Method::PUT, &path, want).await?;
+    }
+    r.say(&what, if exists { "updated" } else { "set" });
     Ok(())
 }

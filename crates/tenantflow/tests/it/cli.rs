@@ -281,6 +281,21 @@ fn apply_takes_the_guides_blocks_as_written_and_is_idempotent() {
     let (_, out, _) = cli(&url, &token, &args);
     assert!(out.contains("allowed: role `beta-lead` bound to group team-beta-leads"), "{out}");
 
+    // A native Tenant document with the seed's per-team quota: set once, then unchanged.
+    let quota = dir.path().join("quota.yaml");
+    std::fs::write(&quota, "kind: Tenant\nid: team-alpha\nquota: {cpu: 10, memory: 20Gi, running_tasks: 50}\n")
+        .unwrap();
+    let (code, out, err) = cli(&url, &token, &["apply", "-f", quota.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("quota/team-alpha") && out.contains("updated"), "{out}");
+    let (_, out, _) = cli(&url, &token, &["apply", "-f", quota.to_str().unwrap()]);
+    assert!(out.contains("quota/team-alpha") && out.contains("unchanged"), "{out}");
+    let bad_quota = dir.path().join("bad-quota.yaml");
+    std::fs::write(&bad_quota, "kind: Tenant\nid: team-alpha\nquota: {cpu: lots}\n").unwrap();
+    let (code, _, err) = cli(&url, &token, &["apply", "-f", bad_quota.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cpu"), "{err}");
+
     // A bad file is a usage error naming the document and field, and writes nothing.
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "projects:\n  - id: x1\n    colour: red\n").unwrap();
