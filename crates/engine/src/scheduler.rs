@@ -339,10 +339,6 @@ impl Scheduler {
     pub fn waiting(&self) -> usize {
         self.waiting
     }
-
-    pub fn busy(&self) -> u64 {
-        self.busy
-    }
 }
 
 #[cfg(test)]

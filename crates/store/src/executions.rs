@@ -462,6 +462,17 @@ impl TenantStore<'_> {
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
+/// A statement about one node of an execution, with `$1`–`$5` bound to the tenant, project,
+/// domain, execution and node: every node statement is scoped to its tenant the same way.
+fn node_query<'q>(
+    sql: &'q str,
+    tenant: &'q str,
+    k: &'q ExecutionKey,
+    node: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql).bind(tenant).bind(&k.project).bind(&k.domain).bind(&k.name).bind(node)
+}
+
 async fn start_attempt(
     tx: &mut Tx<'_>,
     tenant: &str,
@@ -471,15 +482,13 @@ async fn start_attempt(
     log_path: &str,
 ) -> Result<()> {
     let now = now_ms();
-    let r = sqlx::query(
+    let r = node_query(
         "INSERT INTO attempts (tenant_id, project, domain, execution, node, attempt, phase, log_path, started_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'RUNNING', $7, $8) ON CONFLICT DO NOTHING",
+        tenant,
+        k,
+        node,
     )
-    .bind(tenant)
-    .bind(&k.project)
-    .bind(&k.domain)
-    .bind(&k.name)
-    .bind(node)
     .bind(attempt)
     .bind(log_path)
     .bind(now)
@@ -488,14 +497,9 @@ async fn start_attempt(
     if r.rows_affected() == 0 {
         return Ok(());
     }
-    sqlx::query(&format!(
+    node_query(&format!(
         "UPDATE node_executions SET phase = 'RUNNING', attempts = $6, started_at = COALESCE(started_at, $7), waiting_reason = NULL WHERE {KEY} AND execution = $4 AND node = $5"
-    ))
-    .bind(tenant)
-    .bind(&k.project)
-    .bind(&k.domain)
-    .bind(&k.name)
-    .bind(node)
+    ), tenant, k, node)
     .bind(attempt)
     .bind(now)
     .execute(&mut **tx)
@@ -504,15 +508,15 @@ async fn start_attempt(
 }
 
 async fn node_waiting(tx: &mut Tx<'_>, tenant: &str, k: &ExecutionKey, node: &str, reason: &str) -> Result<()> {
-    sqlx::query(&format!(
-        "UPDATE node_executions SET phase = 'WAITING_FOR_RESOURCES', waiting_reason = $6 \
+    node_query(
+        &format!(
+            "UPDATE node_executions SET phase = 'WAITING_FOR_RESOURCES', waiting_reason = $6 \
          WHERE {KEY} AND execution = $4 AND node = $5 AND finished_at IS NULL AND phase <> 'RUNNING'"
-    ))
-    .bind(tenant)
-    .bind(&k.project)
-    .bind(&k.domain)
-    .bind(&k.name)
-    .bind(node)
+        ),
+        tenant,
+        k,
+        node,
+    )
     .bind(reason)
     .execute(&mut **tx)
     .await?;
@@ -521,16 +525,16 @@ async fn node_waiting(tx: &mut Tx<'_>, tenant: &str, k: &ExecutionKey, node: &st
 
 async fn update_node(tx: &mut Tx<'_>, tenant: &str, k: &ExecutionKey, node: &str, u: &NodeUpdate) -> Result<()> {
     let now = now_ms();
-    sqlx::query(&format!(
-        "UPDATE node_executions SET phase = $6, outputs = COALESCE($7, outputs), error = $8, finished_at = $9, \
+    node_query(
+        &format!(
+            "UPDATE node_executions SET phase = $6, outputs = COALESCE($7, outputs), error = $8, finished_at = $9, \
          cache_status = COALESCE($10, cache_status), started_at = COALESCE(started_at, $11), waiting_reason = NULL \
          WHERE {KEY} AND execution = $4 AND node = $5"
-    ))
-    .bind(tenant)
-    .bind(&k.project)
-    .bind(&k.domain)
-    .bind(&k.name)
-    .bind(node)
+        ),
+        tenant,
+        k,
+        node,
+    )
     .bind(&u.phase)
     .bind(u.outputs.as_ref().map(|v| v.to_string()))
     .bind(u.error.as_deref())
@@ -551,15 +555,10 @@ async fn finish_attempt(
     end: &AttemptEnd,
     update: &NodeUpdate,
 ) -> Result<bool> {
-    let r = sqlx::query(&format!(
+    let r = node_query(&format!(
         "UPDATE attempts SET phase = $7, error_kind = $8, message = $9, exit_code = $10, cpu_ms = $11, peak_memory_bytes = $12, finished_at = $13, process_us = $14 \
          WHERE {KEY} AND execution = $4 AND node = $5 AND attempt = $6 AND phase = 'RUNNING'"
-    ))
-    .bind(tenant)
-    .bind(&k.project)
-    .bind(&k.domain)
-    .bind(&k.name)
-    .bind(node)
+    ), tenant, k, node)
     .bind(attempt)
     .bind(&end.phase)
     .bind(end.error_kind.as_deref())

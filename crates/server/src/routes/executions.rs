@@ -48,7 +48,9 @@ pub struct LaunchBody {
     pub max_parallelism: Option<u32>,
 }
 
-/// `POST /api/v1/executions`: the same, with the project and domain in the body.
+/// `POST /api/v1/executions`: the same, with the project and domain in the body. The fields are
+/// spelled out rather than flattened from [`LaunchBody`]: serde cannot refuse unknown fields
+/// through `flatten`, and a misspelt field must be a 400.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateExecution {
