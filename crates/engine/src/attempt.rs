@@ -164,12 +164,13 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
             user: job.user.clone(),
         },
         command: job.task.spec.container.command.clone(),
-        env: job.task.spec.container.env.clone().into_iter().collect(),
+        env: job.task.env.clone(),
         inputs: Value::Null,
         work_dir: work_dir.clone(),
         data_dir: ctx.data_dir(&job.tenant),
         network: job.task.network,
         limits: job.task.limits.clone(),
+        run_as: tf_executor::RunAs { uid: job.task.run_as_user, gid: job.task.run_as_group },
     };
     let r = match materialise_inputs(ctx, job, &spec).await {
         Ok(inputs) => {

@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tf_model::execution::{Action, AttemptOutcome, ExecutionPhase, ExecutionState, NodePhase, NodeState};
+use tf_model::spec::ConcurrencyPolicy;
 use tf_store::{
     AttemptEnd, AttemptRecord, CatalogKey, ExecutionKey, ExecutionOp, ExecutionRecord, NodeRecord, NodeUpdate,
 };
@@ -60,6 +61,11 @@ pub enum Event {
         tenant: String,
         reply: oneshot::Sender<crate::TenantUsage>,
     },
+    /// How many executions of a launch plan hold one of its concurrency places.
+    LaunchPlanRunning {
+        key: LaunchPlanKey,
+        reply: oneshot::Sender<u32>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -87,6 +93,9 @@ pub struct Ready {
 
 type Id = (String, ExecutionKey);
 
+/// A launch plan's concurrency group: tenant, project, domain and plan name (any version).
+pub type LaunchPlanKey = (String, String, String, String);
+
 struct Run {
     tenant: String,
     key: ExecutionKey,
@@ -99,6 +108,8 @@ struct Run {
     /// Spawned attempt jobs that have not reported.
     outstanding: u32,
     finish: Option<(ExecutionPhase, Option<Value>, Option<String>)>,
+    /// The launch-plan concurrency place it holds until it closes.
+    launch_plan: Option<LaunchPlanKey>,
 }
 
 impl Run {
@@ -138,6 +149,9 @@ pub struct Driver {
     /// Executions running per tenant, and those held back by the running-executions quota.
     active: HashMap<String, u64>,
     parked: HashMap<String, VecDeque<Parked>>,
+    /// Executions holding a place of their launch plan's concurrency, and those queued for one.
+    lp_active: HashMap<LaunchPlanKey, u32>,
+    lp_parked: HashMap<LaunchPlanKey, VecDeque<Parked>>,
 }
 
 fn node_phase(p: NodePhase) -> &'static str {
@@ -201,6 +215,8 @@ impl Driver {
             granted: HashMap::new(),
             active: HashMap::new(),
             parked: HashMap::new(),
+            lp_active: HashMap::new(),
+            lp_parked: HashMap::new(),
         }
     }
 
@@ -233,8 +249,20 @@ impl Driver {
                     let i = q.iter().position(|(k, _, _)| *k == id.1)?;
                     q.remove(i)
                 });
+                let lp_parked = if parked.is_some() {
+                    None
+                } else {
+                    self.lp_parked.iter_mut().find_map(|(lp, q)| {
+                        let i = q.iter().position(|(k, _, _)| *k == id.1)?;
+                        Some((lp.clone(), q.remove(i)?))
+                    })
+                };
                 if let Some((key, ready, _)) = parked {
                     // Held back by the quota: it ends at once, without running anything.
+                    self.start_loaded(id.0, key, ready, Some(reason));
+                } else if let Some((lp, (key, ready, _))) = lp_parked {
+                    // Queued by its launch plan's concurrency: it ends at once too.
+                    *self.lp_active.entry(lp).or_default() += 1;
                     self.start_loaded(id.0, key, ready, Some(reason));
                 } else if let Some(&run) = self.by_key.get(&id) {
                     let actions = self.runs.get_mut(&run).map(|r| r.state.terminate(&reason)).unwrap_or_default();
@@ -267,6 +295,9 @@ impl Driver {
                     executions: self.active.get(&tenant).copied().unwrap_or(0),
                     waiting: self.scheduler.waiting_of(&tenant),
                 });
+            }
+            Event::LaunchPlanRunning { key, reply } => {
+                let _ = reply.send(self.lp_active.get(&key).copied().unwrap_or(0));
             }
             Event::Shutdown(_) => unreachable!("handled by the loop"),
         }
@@ -304,12 +335,41 @@ impl Driver {
                 return;
             }
         };
+        let mut pending_abort = pending_abort;
+        if let Some(c) = ready.loaded.config.concurrency.clone() {
+            let lp: LaunchPlanKey = (tenant.clone(), key.project.clone(), key.domain.clone(), c.launch_plan.clone());
+            let running = self.lp_active.get(&lp).copied().unwrap_or(0);
+            let aborting = pending_abort.is_some() || ready.record.abort_requested.is_some();
+            // A resumed execution (RUNNING before a restart) keeps its place.
+            if !aborting && ready.record.phase == "QUEUED" && running >= c.max {
+                match c.policy {
+                    ConcurrencyPolicy::Queue => {
+                        tracing::info!(tenant = %tenant, execution = %key.name, launch_plan = %c.launch_plan, "execution waits: launch plan concurrency reached");
+                        self.lp_parked.entry(lp).or_default().push_back((key, ready, None));
+                        return;
+                    }
+                    ConcurrencyPolicy::Skip => {
+                        pending_abort = Some(format!(
+                            "the concurrency policy: launch plan `{}` already has {running} of at most {} executions running (policy skip)",
+                            c.launch_plan, c.max
+                        ));
+                    }
+                }
+            }
+            *self.lp_active.entry(lp).or_default() += 1;
+        }
+        self.admit_execution(tenant, key, ready, pending_abort);
+    }
+
+    /// Starts an execution that holds its launch-plan place, unless its tenant is at its
+    /// running-executions quota.
+    fn admit_execution(&mut self, tenant: String, key: ExecutionKey, ready: Box<Ready>, pending_abort: Option<String>) {
         let quota = self.scheduler.quota(&tenant).running_executions;
         let active = self.active.get(&tenant).copied().unwrap_or(0);
         if pending_abort.is_none() && ready.record.abort_requested.is_none() && quota.is_some_and(|max| active >= max) {
             // Over the tenant's running-executions quota: it stays QUEUED until one ends.
             tracing::info!(tenant = %tenant, execution = %key.name, "execution waits: running-executions quota reached");
-            self.parked.entry(tenant).or_default().push_back((key, ready, None));
+            self.parked.entry(tenant).or_default().push_back((key, ready, pending_abort));
             return;
         }
         self.start_loaded(tenant, key, ready, pending_abort);
@@ -320,6 +380,11 @@ impl Driver {
         let id = (tenant.clone(), key.clone());
         *self.active.entry(tenant.clone()).or_default() += 1;
         let Ready { record, loaded, nodes, attempts } = *ready;
+        let launch_plan = loaded
+            .config
+            .concurrency
+            .as_ref()
+            .map(|c| (tenant.clone(), key.project.clone(), key.domain.clone(), c.launch_plan.clone()));
         let ts = self.ctx.store.tenant(&tenant);
         let interfaces = loaded.tasks.iter().map(|t| (t.interface.clone(), t.spec.retries)).collect();
         let inputs = record.inputs.as_object().cloned().unwrap_or_default();
@@ -393,6 +458,7 @@ impl Driver {
                 cache_of: HashMap::new(),
                 outstanding: 0,
                 finish: None,
+                launch_plan,
             },
         );
         self.by_key.insert(id, run);
@@ -645,7 +711,7 @@ impl Driver {
                 self.active.remove(&r.tenant);
             }
         }
-        self.unpark(&r.tenant.clone());
+        // The end is queued first, so what it frees is recorded as starting after it.
         let (phase, outputs, error) = r.finish.expect("checked");
         let op = ExecutionOp::Phase {
             key: r.key.clone(),
@@ -654,14 +720,33 @@ impl Driver {
             error,
             terminal: true,
         };
-        let (journal, op) = (self.ctx.journal.clone(), self.ctx.store.tenant(&r.tenant).op(op));
+        let durable = self.ctx.journal.queue(vec![self.ctx.store.tenant(&r.tenant).op(op)]);
         let (finished, id) = (self.ctx.finished.clone(), (r.tenant.clone(), r.key.clone()));
         self.jobs.spawn(async move {
             // Waiters learn of the end once it is durable.
-            if journal.commit(vec![op]).await {
+            if durable.await {
                 let _ = finished.send(id);
             }
         });
+        if let Some(lp) = &r.launch_plan {
+            if let Some(n) = self.lp_active.get_mut(lp) {
+                *n = n.saturating_sub(1);
+            }
+            // The next queued run of the plan takes the place.
+            match self.lp_parked.get_mut(lp).and_then(VecDeque::pop_front) {
+                Some((key, ready, abort)) => {
+                    *self.lp_active.entry(lp.clone()).or_default() += 1;
+                    self.admit_execution(r.tenant.clone(), key, ready, abort);
+                }
+                None => {
+                    if self.lp_active.get(lp) == Some(&0) {
+                        self.lp_active.remove(lp);
+                    }
+                    self.lp_parked.remove(lp);
+                }
+            }
+        }
+        self.unpark(&r.tenant.clone());
         tracing::info!(tenant = %r.tenant, project = %r.key.project, domain = %r.key.domain, execution = %r.key.name, phase = execution_phase(phase), "execution finished");
     }
 }

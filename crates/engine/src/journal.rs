@@ -40,11 +40,15 @@ impl Journal {
 
     /// Queues ops and waits until they are durable. False if the journal has stopped.
     pub async fn commit(&self, ops: Vec<TenantOp>) -> bool {
+        self.queue(ops).await
+    }
+
+    /// Queues ops now, ahead of anything sent later; the future says when they are durable
+    /// (false if the journal has stopped).
+    pub fn queue(&self, ops: Vec<TenantOp>) -> impl std::future::Future<Output = bool> + Send + 'static {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Entry { ops, done: Some(done) }).is_err() {
-            return false;
-        }
-        wait.await.is_ok()
+        let sent = self.tx.send(Entry { ops, done: Some(done) }).is_ok();
+        async move { sent && wait.await.is_ok() }
     }
 }
 

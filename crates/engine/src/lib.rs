@@ -3,7 +3,8 @@
 //! `plan` turns a launch into a checked execution and loads what the engine runs; `driver` is
 //! the component that owns every running execution and its loop; `attempt` runs one task
 //! attempt through the local executor; `journal` is the one writer of execution records
-//! (group commit); `blobs` is the per-tenant blob layout over `object_store`.
+//! (group commit); `blobs` is the per-tenant blob layout over `object_store`; `ticker` fires
+//! the due ticks of scheduled launch plans.
 //!
 //! Invariant: every decision is journalled before anything it implies is started, so after a
 //! crash the store holds a consistent prefix of the engine's history and [`Engine::start`]
@@ -15,6 +16,7 @@ mod driver;
 mod journal;
 pub mod plan;
 pub mod scheduler;
+mod ticker;
 
 pub use blobs::Blobs;
 pub use plan::{Launch, LaunchError, Target};
@@ -24,8 +26,8 @@ use attempt::Ctx;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tf_store::{ExecutionKey, Store};
-use tokio::sync::{mpsc, oneshot};
+use tf_store::{Activation, ExecutionKey, ExecutionRecord, LaunchPlanState, NewExecution, Store, TenantStore};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -89,7 +91,59 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<driver::Event>,
     ctx: Arc<Ctx>,
     readiness: Readiness,
-    tasks: Mutex<Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>>,
+    launcher: Launcher,
+    /// Wakes the schedule loop when an activation changed.
+    schedules: Arc<Notify>,
+    tasks: Mutex<Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>>,
+}
+
+/// Creates executions and hands them to the driver: shared by the API and the schedule loop.
+#[derive(Clone)]
+pub(crate) struct Launcher {
+    store: Store,
+    tx: mpsc::UnboundedSender<driver::Event>,
+}
+
+impl Launcher {
+    async fn launch(&self, store: &TenantStore<'_>, l: &Launch) -> Result<ExecutionRecord, LaunchError> {
+        let new = plan::prepare(store, l).await?;
+        self.create(store, new).await
+    }
+
+    async fn create(&self, store: &TenantStore<'_>, new: NewExecution) -> Result<ExecutionRecord, LaunchError> {
+        let config = new.config.as_ref().and_then(|c| serde_json::from_value::<plan::RunConfig>(c.clone()).ok());
+        if let Some(c) = config.and_then(|c| c.concurrency) {
+            if c.policy == tf_model::spec::ConcurrencyPolicy::Skip {
+                let key = (
+                    store.tenant_id().to_string(),
+                    new.key.project.clone(),
+                    new.key.domain.clone(),
+                    c.launch_plan.clone(),
+                );
+                let running = self.launch_plan_running(key).await;
+                if running >= c.max {
+                    return Err(LaunchError::Skipped(format!(
+                        "launch plan `{}` already has {running} of at most {} executions running (concurrency policy skip)",
+                        c.launch_plan, c.max
+                    )));
+                }
+            }
+        }
+        let e = store.create_execution(&new).await.map_err(|e| match e {
+            tf_store::Error::Conflict(m) => LaunchError::Conflict(m),
+            e => e.into(),
+        })?;
+        let _ = self.tx.send(driver::Event::Submit { tenant: store.tenant_id().into(), key: new.key.clone() });
+        Ok(e)
+    }
+
+    async fn launch_plan_running(&self, key: driver::LaunchPlanKey) -> u32 {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(driver::Event::LaunchPlanRunning { key, reply }).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +201,60 @@ impl Engine {
         for (tenant, key) in unfinished {
             let _ = tx.send(driver::Event::Submit { tenant, key });
         }
-        Ok(Engine { tx, ctx, readiness, tasks: Mutex::new(Some((driver, journal_task))) })
+        let launcher = Launcher { store: store.clone(), tx: tx.clone() };
+        let schedules = Arc::new(Notify::new());
+        let ticker = tokio::spawn(ticker::run(launcher.clone(), schedules.clone()));
+        Ok(Engine { tx, ctx, readiness, launcher, schedules, tasks: Mutex::new(Some((driver, journal_task, ticker))) })
+    }
+
+    /// Checks a launch, creates the execution and runs it.
+    pub async fn launch(&self, store: &TenantStore<'_>, l: &Launch) -> Result<ExecutionRecord, LaunchError> {
+        self.launcher.launch(store, l).await
+    }
+
+    /// Creates an already prepared execution (a relaunch) and runs it.
+    pub async fn create(&self, store: &TenantStore<'_>, new: NewExecution) -> Result<ExecutionRecord, LaunchError> {
+        self.launcher.create(store, new).await
+    }
+
+    /// Makes `version` the active version of a launch plan (its schedule starts ticking from
+    /// now), or deactivates it (its schedule stops at once).
+    pub async fn set_launch_plan_active(
+        &self,
+        store: &TenantStore<'_>,
+        project: &str,
+        domain: &str,
+        name: &str,
+        version: &str,
+        active: bool,
+        by: &str,
+    ) -> Result<LaunchPlanState, LaunchError> {
+        let e = store
+            .get_entity(project, domain, tf_model::EntityKind::LaunchPlan, name, Some(version))
+            .await?
+            .ok_or_else(|| {
+                LaunchError::NotFound(format!("launch plan `{name}@{version}` not found in {project}/{domain}"))
+            })?;
+        let state = if active {
+            let spec: tf_model::LaunchPlanSpec = plan::spec_of(&e.spec).map_err(LaunchError::Store)?;
+            let now = tf_store::now_ms();
+            let next =
+                spec.schedule.as_ref().map(|s| ticker::first_tick(s, now)).transpose().map_err(LaunchError::Store)?;
+            let a = Activation {
+                version: version.into(),
+                schedule: spec.schedule.as_ref().map(|s| serde_json::to_value(s).expect("schedule serialises")),
+                anchor_at: next.map(|_| now),
+                next_fire_at: next,
+            };
+            store.activate_launch_plan(project, domain, name, &a, by).await?
+        } else {
+            match store.deactivate_launch_plan(project, domain, name, version, by).await? {
+                Some(s) => s,
+                None => LaunchPlanState::inactive(project, domain, name),
+            }
+        };
+        self.schedules.notify_one();
+        Ok(state)
     }
 
     /// Runs a created execution.
@@ -234,7 +341,8 @@ impl Engine {
             let _ = wait.await;
         }
         let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
-        if let Some((driver, journal)) = tasks {
+        if let Some((driver, journal, ticker)) = tasks {
+            ticker.abort();
             let _ = driver.await;
             journal.abort();
         }

@@ -7,17 +7,18 @@
 //! missing or mistyped workflow input.
 
 use crate::scheduler::{Demand, Quota};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tf_executor::Limits;
 use tf_model::compile::{CompiledLaunchPlan, CompiledWorkflow, EntityRef, Interface};
-use tf_model::{EntityKind, LaunchPlanSpec, TaskSpec};
+use tf_model::spec::{ConcurrencyPolicy, ResourceListSpec};
+use tf_model::{Attributes, Effective, EntityKind, LaunchPlanSpec, TaskSpec};
 use tf_store::{ExecutionKey, ExecutionRecord, NewExecution, TenantStore};
 
-/// Nodes of one execution running at once, unless the request says otherwise.
-pub const DEFAULT_MAX_PARALLELISM: u32 = 25;
+pub use tf_model::attributes::DEFAULT_MAX_PARALLELISM;
 /// Processes per attempt, unless the task's limits say otherwise.
 const DEFAULT_PIDS: u64 = 1024;
 /// What an attempt holds of its tenant's quota when its task states neither requests nor
@@ -37,14 +38,59 @@ pub fn demand_of(spec: &TaskSpec) -> Result<Demand, String> {
     })
 }
 
-/// Refuses a workflow with a task that could never run within its tenant's whole quota.
-async fn check_fits_quota(
+/// A task's resources with the execution's defaults filled in: a resource the task states
+/// neither a request nor a limit for gets the default as both.
+pub fn with_default_resources(mut spec: TaskSpec, defaults: Option<&ResourceListSpec>) -> TaskSpec {
+    let Some(d) = defaults else { return spec };
+    let r = &mut spec.resources;
+    if r.requests.cpu.is_none() && r.limits.cpu.is_none() && d.cpu.is_some() {
+        r.requests.cpu = d.cpu.clone();
+        r.limits.cpu = d.cpu.clone();
+    }
+    if r.requests.memory.is_none() && r.limits.memory.is_none() && d.memory.is_some() {
+        r.requests.memory = d.memory.clone();
+        r.limits.memory = d.memory.clone();
+    }
+    spec
+}
+
+/// Why a task exceeds the maximum resources, if it does.
+fn exceeds_max(spec: &TaskSpec, max: &ResourceListSpec) -> Result<Option<String>, String> {
+    use tf_model::resources::{parse_cpu, parse_memory};
+    let r = &spec.resources;
+    if let Some(m) = max.cpu.as_ref().map(parse_cpu).transpose()? {
+        for (what, v) in [("requests", &r.requests.cpu), ("limits", &r.limits.cpu)] {
+            if let Some(c) = v.as_ref().map(parse_cpu).transpose()? {
+                if c > m {
+                    return Ok(Some(format!("{what} cpu {}m, more than the maximum {m}m", c)));
+                }
+            }
+        }
+    }
+    if let Some(m) = max.memory.as_ref().map(parse_memory).transpose()? {
+        for (what, v) in [("requests", &r.requests.memory), ("limits", &r.limits.memory)] {
+            if let Some(b) = v.as_ref().map(parse_memory).transpose()? {
+                if b > m {
+                    return Ok(Some(format!("{what} memory {b} bytes, more than the maximum {m} bytes")));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Refuses a workflow with a task above the maximum resources, or that could never run
+/// within its tenant's whole quota (both after default resources are applied).
+async fn check_tasks(
     store: &TenantStore<'_>,
     key: &ExecutionKey,
     wf: &CompiledWorkflow,
+    config: &RunConfig,
 ) -> Result<(), LaunchError> {
     let quota = Quota::from_record(&store.quota().await?, "");
-    if quota.cpu_millis.is_none() && quota.memory_bytes.is_none() && quota.running_tasks.is_none() {
+    let limited = quota.cpu_millis.is_some() || quota.memory_bytes.is_some() || quota.running_tasks.is_some();
+    let attrs = &config.effective.attributes;
+    if !limited && attrs.max_resources.is_none() {
         return Ok(());
     }
     let mut seen = std::collections::HashSet::new();
@@ -56,7 +102,17 @@ async fn check_fits_quota(
             .get_entity(&key.project, &key.domain, EntityKind::Task, &n.task.name, Some(&n.task.version))
             .await?
             .ok_or_else(|| LaunchError::Store(format!("task {}@{} is missing", n.task.name, n.task.version)))?;
-        let spec: TaskSpec = spec_of(&t.spec).map_err(LaunchError::Store)?;
+        let spec =
+            with_default_resources(spec_of(&t.spec).map_err(LaunchError::Store)?, attrs.default_resources.as_ref());
+        if let Some(max) = &attrs.max_resources {
+            if let Some(why) = exceeds_max(&spec, max).map_err(LaunchError::Store)? {
+                let source = config.source_of("max_resources");
+                return Err(invalid(
+                    format!("nodes.{}.resources", n.id),
+                    format!("task `{}` {why} ({source})", n.task.name),
+                ));
+            }
+        }
         let demand = demand_of(&spec).map_err(LaunchError::Store)?;
         if let Some(why) = quota.oversize(store.tenant_id(), demand) {
             return Err(invalid(
@@ -68,11 +124,78 @@ async fn check_fits_quota(
     Ok(())
 }
 
+/// How many runs of a launch plan may run at once, recorded on each of its executions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concurrency {
+    pub launch_plan: String,
+    pub max: u32,
+    pub policy: ConcurrencyPolicy,
+}
+
+/// What an execution runs with, stored on it as `config`: the effective attributes and their
+/// sources, the launch plan's concurrency, and the tick that started it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunConfig {
+    #[serde(flatten)]
+    pub effective: Effective,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<i64>,
+}
+
+impl RunConfig {
+    /// The config an execution was created with (the defaults for one created before them).
+    pub fn of(record: &ExecutionRecord) -> RunConfig {
+        record.config.as_ref().and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default()
+    }
+
+    fn source_of(&self, prefix: &str) -> String {
+        let p = format!("{prefix}.");
+        self.effective
+            .sources
+            .iter()
+            .find(|(k, _)| *k == prefix || k.starts_with(&p))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
+/// The settings a run of `workflow` (through `launch_plan`, if any) in a project and domain
+/// gets: every attributes level, then the launch plan's own, then the request's.
+pub async fn effective_attributes(
+    store: &TenantStore<'_>,
+    project: &str,
+    domain: &str,
+    workflow: &str,
+    launch_plan: Option<(&LaunchPlanSpec, &str)>,
+    request: Option<&Attributes>,
+) -> Result<Effective, LaunchError> {
+    let levels = store.attributes_for(project, domain, workflow, launch_plan.map(|(s, _)| s.name.as_str())).await?;
+    let mut layers: Vec<(String, &Attributes)> = levels.iter().map(|(scope, a)| (scope.source(), a)).collect();
+    if let Some((spec, version)) = launch_plan {
+        if let Some(a) = &spec.attributes {
+            layers.push((format!("launch_plan {}@{version}", spec.name), a));
+        }
+    }
+    if let Some(r) = request {
+        layers.push(("request".to_string(), r));
+    }
+    Ok(tf_model::attributes::merge(layers))
+}
+
 /// Why a launch was refused: the offending field and what was expected.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LaunchError {
-    Invalid { field: String, message: String },
+    Invalid {
+        field: String,
+        message: String,
+    },
     NotFound(String),
+    /// The execution name is taken.
+    Conflict(String),
+    /// Refused by the launch plan's concurrency policy (`skip`).
+    Skipped(String),
     Store(String),
 }
 
@@ -101,7 +224,11 @@ pub struct Launch {
     pub inputs: Map<String, Value>,
     pub created_by: String,
     pub max_parallelism: Option<u32>,
+    /// Labels for the execution, over those of every attributes level.
+    pub labels: BTreeMap<String, String>,
     pub relaunch_of: Option<String>,
+    /// The schedule tick that launched it.
+    pub scheduled_at: Option<i64>,
 }
 
 /// Parses a registered document's canonical JSON (which carries `kind`) into its spec type.
@@ -145,12 +272,25 @@ pub async fn prepare(store: &TenantStore<'_>, l: &Launch) -> Result<NewExecution
         .map_err(|e| LaunchError::Store(e.to_string()))?;
 
     let inputs = merge_inputs(&interface, lp.as_ref().map(|(s, _)| s), &l.inputs)?;
-    check_fits_quota(store, &l.key, &compiled).await?;
-    if let Some(mp) = l.max_parallelism {
-        if mp == 0 || mp > 10_000 {
-            return Err(invalid("max_parallelism", format!("expected 1..=10000, got {mp}")));
-        }
+    let request = Attributes {
+        max_parallelism: l.max_parallelism,
+        labels: (!l.labels.is_empty()).then(|| l.labels.clone()),
+        ..Attributes::default()
+    };
+    if let Some(v) = request.check("").0.into_iter().next() {
+        return Err(invalid(v.field, v.message));
     }
+    let effective =
+        effective_attributes(store, p, d, &wf_ref.name, lp.as_ref().map(|(s, v)| (s, v.as_str())), Some(&request))
+            .await?;
+    let config = RunConfig {
+        effective,
+        concurrency: lp.as_ref().and_then(|(s, _)| {
+            s.concurrency.map(|c| Concurrency { launch_plan: s.name.clone(), max: c.max, policy: c.policy })
+        }),
+        scheduled_at: l.scheduled_at,
+    };
+    check_tasks(store, &l.key, &compiled, &config).await?;
     Ok(NewExecution {
         key: l.key.clone(),
         launch_plan: lp.map(|(s, v)| format!("{}@{v}", s.name)),
@@ -160,7 +300,8 @@ pub async fn prepare(store: &TenantStore<'_>, l: &Launch) -> Result<NewExecution
         nodes: compiled.nodes.iter().map(|n| n.id.clone()).collect(),
         created_by: l.created_by.clone(),
         relaunch_of: l.relaunch_of.clone(),
-        max_parallelism: l.max_parallelism.map(i64::from),
+        max_parallelism: Some(i64::from(config.effective.max_parallelism())),
+        config: Some(serde_json::to_value(&config).map_err(|e| LaunchError::Store(e.to_string()))?),
     })
 }
 
@@ -231,10 +372,19 @@ pub struct TaskRun {
     pub network: bool,
     /// The cache version when caching is on.
     pub cache_version: Option<String>,
+    /// The execution's attributes `env` under the task's own `container.env`.
+    pub env: BTreeMap<String, String>,
+    /// User and group ids inside the sandbox (the execution's security context).
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
 }
 
 impl TaskRun {
-    fn new(task: EntityRef, spec: TaskSpec, interface: Interface) -> Result<TaskRun, String> {
+    fn new(task: EntityRef, spec: TaskSpec, interface: Interface, attrs: &Attributes) -> Result<TaskRun, String> {
+        let spec = with_default_resources(spec, attrs.default_resources.as_ref());
+        let mut env = attrs.env.clone().unwrap_or_default();
+        env.extend(spec.container.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let sc = attrs.security_context.clone().unwrap_or_default();
         let r = &spec.resources;
         let mem = r.limits.memory.as_ref().or(r.requests.memory.as_ref());
         let cpu = r.limits.cpu.as_ref().or(r.requests.cpu.as_ref());
@@ -255,6 +405,9 @@ impl TaskRun {
             demand: demand_of(&spec)?,
             network: spec.policy.as_ref().is_some_and(|p| p.network),
             cache_version: spec.cache.as_ref().filter(|c| c.enabled).map(|c| c.version.clone().unwrap_or_default()),
+            env,
+            run_as_user: sc.run_as_user,
+            run_as_group: sc.run_as_group,
             task,
             spec,
             interface,
@@ -268,11 +421,13 @@ impl TaskRun {
 pub struct Loaded {
     pub workflow: CompiledWorkflow,
     pub tasks: Vec<Arc<TaskRun>>,
+    pub config: RunConfig,
 }
 
 /// Loads the workflow and tasks of an execution.
 pub async fn load(store: &TenantStore<'_>, e: &ExecutionRecord) -> Result<Loaded, String> {
     let (p, d) = (&e.project, &e.domain);
+    let config = RunConfig::of(e);
     let wf = store
         .get_entity(p, d, EntityKind::Workflow, &e.workflow_name, Some(&e.workflow_version))
         .await
@@ -294,9 +449,9 @@ pub async fn load(store: &TenantStore<'_>, e: &ExecutionRecord) -> Result<Loaded
             .ok_or_else(|| format!("task {}@{} is missing", n.task.name, n.task.version))?;
         let spec: TaskSpec = spec_of(&t.spec)?;
         let interface: Interface = serde_json::from_value(t.interface).map_err(|e| e.to_string())?;
-        let run = Arc::new(TaskRun::new(n.task.clone(), spec, interface)?);
+        let run = Arc::new(TaskRun::new(n.task.clone(), spec, interface, &config.effective.attributes)?);
         by_ref.insert(n.task.clone(), run.clone());
         tasks.push(run);
     }
-    Ok(Loaded { workflow, tasks })
+    Ok(Loaded { workflow, tasks, config })
 }

@@ -93,6 +93,15 @@ pub struct AttemptSpec {
     pub data_dir: PathBuf,
     pub network: bool,
     pub limits: Limits,
+    /// User and group ids the task runs as inside the sandbox (default: the server's own).
+    pub run_as: RunAs,
+}
+
+/// The ids a sandboxed task sees as its own (mapped through its user namespace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// Where the working directory and the data area appear inside the sandbox.

@@ -42,6 +42,12 @@ pub fn args(opts: &ExecutorOptions, spec: &AttemptSpec, env: &BTreeMap<String, S
         SANDBOX_WORK.into(),
         "--clearenv".into(),
     ]);
+    if let Some(uid) = spec.run_as.uid {
+        a.extend(["--uid".into(), uid.to_string()]);
+    }
+    if let Some(gid) = spec.run_as.gid {
+        a.extend(["--gid".into(), gid.to_string()]);
+    }
     for (k, v) in env {
         a.extend(["--setenv".into(), k.clone(), v.clone()]);
     }

@@ -654,18 +654,8 @@ fn compile_launch_plan(
         }
     }
     if let Some(s) = &l.schedule {
-        match (&s.cron, &s.rate) {
-            (Some(c), None) => {
-                if let Err(e) = croner::Cron::new(c).parse() {
-                    errs.push(label, "schedule.cron", format!("not a valid cron expression `{c}`: {e}"));
-                }
-            }
-            (None, Some(r)) => match humantime::parse_duration(r) {
-                Ok(d) if d >= Duration::from_secs(1) => {}
-                Ok(_) => errs.push(label, "schedule.rate", "at least 1s"),
-                Err(_) => errs.push(label, "schedule.rate", format!("expected a duration such as `15m`, got `{r}`")),
-            },
-            _ => errs.push(label, "schedule", "give exactly one of `cron` or `rate`"),
+        if let Err((field, e)) = crate::schedule::Schedule::parse(s) {
+            errs.push(label, field, e);
         }
         for (k, p) in &wi.inputs {
             if p.default.is_none() && !l.default_inputs.contains_key(k) && !l.fixed_inputs.contains_key(k) {
@@ -675,6 +665,16 @@ fn compile_launch_plan(
                     format!("a scheduled launch plan must supply required input `{k}` (as a default or fixed input)"),
                 );
             }
+        }
+    }
+    if let Some(a) = &l.attributes {
+        for v in a.check(label).0 {
+            errs.push(label, join("attributes", &v.field), v.message);
+        }
+    }
+    if let Some(c) = &l.concurrency {
+        if c.max == 0 || c.max > 10_000 {
+            errs.push(label, "concurrency.max", format!("expected 1..=10000, got {}", c.max));
         }
     }
     if errs.0.len() != before {

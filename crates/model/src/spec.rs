@@ -219,6 +219,32 @@ pub struct LaunchPlanSpec {
     pub schedule: Option<ScheduleSpec>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Execution settings for runs of this plan: above every attributes level, below the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<crate::attributes::Attributes>,
+    /// How many runs of this plan may be running at once, and what happens to one more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencySpec>,
+}
+
+/// At most `max` executions of a launch plan (any version) run at once in its project and
+/// domain; one more is queued until one ends, or skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencySpec {
+    pub max: u32,
+    #[serde(default)]
+    pub policy: ConcurrencyPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrencyPolicy {
+    /// Wait in `QUEUED` until a running one ends.
+    #[default]
+    Queue,
+    /// Do not run: a manual launch is refused (409), a scheduled tick is skipped.
+    Skip,
 }
 
 /// Any spec document.

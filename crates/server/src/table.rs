@@ -2,7 +2,7 @@
 //! admission layer and the OpenAPI document are all built from this one list.
 
 use crate::access::{Access, Action, Resource};
-use crate::routes::{executions, health, me, projects, rbac, registry, tenants};
+use crate::routes::{attributes, executions, health, launch_plans, me, projects, rbac, registry, tenants};
 use crate::AppState;
 use axum::http::Method;
 use axum::routing::{delete, get, post, put, MethodRouter};
@@ -447,6 +447,150 @@ pub fn routes() -> Vec<RouteDef> {
             "executions",
             get(executions::logs),
         ),
+        r(
+            Method::GET,
+            "/api/v1/project_attributes/{project}",
+            Project(Permission(Attributes, Read)),
+            "Execution attributes set for a project (every domain)",
+            "attributes",
+            get(attributes::get_project),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::PUT,
+            "/api/v1/project_attributes/{project}",
+            Project(Permission(Attributes, Update)),
+            "Replace the execution attributes of a project (every domain)",
+            "attributes",
+            put(attributes::put_project),
+        )
+        .body(JSON, s::<attributes::PutAttributes>)
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::DELETE,
+            "/api/v1/project_attributes/{project}",
+            Project(Permission(Attributes, Delete)),
+            "Remove the execution attributes of a project (every domain)",
+            "attributes",
+            delete(attributes::delete_project),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::GET,
+            "/api/v1/project_domain_attributes/{project}/{domain}",
+            Project(Permission(Attributes, Read)),
+            "Execution attributes set for a project's domain",
+            "attributes",
+            get(attributes::get_project_domain),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::PUT,
+            "/api/v1/project_domain_attributes/{project}/{domain}",
+            Project(Permission(Attributes, Update)),
+            "Replace the execution attributes of a project's domain",
+            "attributes",
+            put(attributes::put_project_domain),
+        )
+        .body(JSON, s::<attributes::PutAttributes>)
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::DELETE,
+            "/api/v1/project_domain_attributes/{project}/{domain}",
+            Project(Permission(Attributes, Delete)),
+            "Remove the execution attributes of a project's domain",
+            "attributes",
+            delete(attributes::delete_project_domain),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::GET,
+            "/api/v1/workflow_attributes/{project}/{domain}/{workflow}",
+            Project(Permission(Attributes, Read)),
+            "Execution attributes set for a workflow in a project's domain",
+            "attributes",
+            get(attributes::get_workflow),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::PUT,
+            "/api/v1/workflow_attributes/{project}/{domain}/{workflow}",
+            Project(Permission(Attributes, Update)),
+            "Replace the execution attributes of a workflow in a project's domain",
+            "attributes",
+            put(attributes::put_workflow),
+        )
+        .body(JSON, s::<attributes::PutAttributes>)
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::DELETE,
+            "/api/v1/workflow_attributes/{project}/{domain}/{workflow}",
+            Project(Permission(Attributes, Delete)),
+            "Remove the execution attributes of a workflow in a project's domain",
+            "attributes",
+            delete(attributes::delete_workflow),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::GET,
+            "/api/v1/launch_plan_attributes/{project}/{domain}/{launch_plan}",
+            Project(Permission(Attributes, Read)),
+            "Execution attributes set for a launch plan in a project's domain",
+            "attributes",
+            get(attributes::get_launch_plan),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::PUT,
+            "/api/v1/launch_plan_attributes/{project}/{domain}/{launch_plan}",
+            Project(Permission(Attributes, Update)),
+            "Replace the execution attributes of a launch plan in a project's domain",
+            "attributes",
+            put(attributes::put_launch_plan),
+        )
+        .body(JSON, s::<attributes::PutAttributes>)
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::DELETE,
+            "/api/v1/launch_plan_attributes/{project}/{domain}/{launch_plan}",
+            Project(Permission(Attributes, Delete)),
+            "Remove the execution attributes of a launch plan in a project's domain",
+            "attributes",
+            delete(attributes::delete_launch_plan),
+        )
+        .response(s::<attributes::AttributesView>),
+        r(
+            Method::GET,
+            "/api/v1/effective_attributes/{project}/{domain}",
+            Project(Permission(Attributes, Read)),
+            "The settings a run gets (every level merged, most specific first) and where each value comes from",
+            "attributes",
+            get(attributes::effective),
+        )
+        .query(&[
+            ("workflow", "the workflow to run"),
+            ("launch_plan", "or the launch plan (`name` or `name@version`), with its own settings"),
+        ])
+        .response(s::<attributes::EffectiveView>),
+        r(
+            Method::PUT,
+            "/api/v1/launch_plans/{project}/{domain}/{name}/{version}",
+            Project(Permission(Launchplans, Update)),
+            "Activate a launch plan version (its schedule starts; any other version is deactivated) or deactivate it",
+            "registry",
+            put(launch_plans::set_state),
+        )
+        .body(JSON, s::<launch_plans::SetState>)
+        .response(s::<tf_store::LaunchPlanState>),
+        r(
+            Method::GET,
+            "/api/v1/active_launch_plans/{project}/{domain}",
+            Project(Permission(Launchplans, Read)),
+            "Active launch plans with their schedules: next tick, last tick and its outcome",
+            "registry",
+            get(launch_plans::active),
+        )
+        .response(s::<Vec<tf_store::LaunchPlanState>>),
     ];
     for (kind, resource, list_path, versions_path, get_path) in [
         (

@@ -32,6 +32,8 @@ pub struct NewExecution {
     pub relaunch_of: Option<String>,
     /// Most nodes running at once; `None` for the platform default.
     pub max_parallelism: Option<i64>,
+    /// The effective settings (attributes, their sources, concurrency) it runs with.
+    pub config: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -53,6 +55,10 @@ pub struct ExecutionRecord {
     pub finished_at: Option<i64>,
     pub relaunch_of: Option<String>,
     pub max_parallelism: Option<i64>,
+    /// The effective settings it runs with: `attributes`, their `sources`, and `concurrency`
+    /// or `scheduled_at` when they apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -138,6 +144,7 @@ fn execution_from_row(r: &AnyRow) -> Result<ExecutionRecord> {
         finished_at: r.try_get("finished_at")?,
         relaunch_of: r.try_get("relaunch_of")?,
         max_parallelism: r.try_get("max_parallelism")?,
+        config: json_opt(r, "config")?,
     })
 }
 
@@ -236,8 +243,8 @@ impl TenantStore<'_> {
         let now = now_ms();
         let mut tx = self.store.write.begin().await?;
         let res = sqlx::query(
-            "INSERT INTO executions (tenant_id, project, domain, name, launch_plan, workflow_name, workflow_version, inputs, phase, created_by, created_at, relaunch_of, max_parallelism) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'QUEUED', $9, $10, $11, $12)",
+            "INSERT INTO executions (tenant_id, project, domain, name, launch_plan, workflow_name, workflow_version, inputs, phase, created_by, created_at, relaunch_of, max_parallelism, config) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'QUEUED', $9, $10, $11, $12, $13)",
         )
         .bind(&self.tenant)
         .bind(&e.key.project)
@@ -251,6 +258,7 @@ impl TenantStore<'_> {
         .bind(now)
         .bind(e.relaunch_of.as_deref())
         .bind(e.max_parallelism)
+        .bind(e.config.as_ref().map(Value::to_string))
         .execute(&mut *tx)
         .await;
         match res {

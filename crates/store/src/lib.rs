@@ -6,6 +6,7 @@
 //! on [`PlatformStore`] and nowhere else. Keys and indexes lead with the tenant.
 
 mod access;
+mod attributes;
 mod db;
 mod error;
 mod executions;
@@ -13,9 +14,11 @@ mod migrate;
 mod page;
 mod platform;
 mod records;
+mod schedules;
 mod tenant;
 
 pub use access::RoleStore;
+pub use attributes::{AttributesRecord, AttributesScope};
 pub use db::{redact, Backend, Store, StoreOptions};
 pub use error::Error;
 pub use executions::{
@@ -28,6 +31,7 @@ pub use records::{
     BindingRecord, Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate, QuotaRecord,
     RegisterOutcome, RoleRecord, Tenant, TenantState,
 };
+pub use schedules::{Activation, DueSchedule, Fired, LaunchPlanState};
 pub use tenant::TenantStore;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

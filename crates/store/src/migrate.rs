@@ -23,6 +23,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "executions", sql: include_str!("../migrations/0005_executions.sql") },
     Migration { version: 6, name: "engine", sql: include_str!("../migrations/0006_engine.sql") },
     Migration { version: 7, name: "quotas", sql: include_str!("../migrations/0007_quotas.sql") },
+    Migration {
+        version: 8,
+        name: "attributes_schedules",
+        sql: include_str!("../migrations/0008_attributes_schedules.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"

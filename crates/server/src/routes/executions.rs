@@ -43,9 +43,12 @@ pub struct LaunchBody {
     pub workflow: Option<String>,
     #[serde(default)]
     pub inputs: Map<String, Value>,
-    /// Most nodes running at once (default 25).
+    /// Most nodes running at once (default: the attributes' `max_parallelism`, else 25).
     #[serde(default)]
     pub max_parallelism: Option<u32>,
+    /// Labels for the execution, over those set by attributes.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `POST /api/v1/executions`: the same, with the project and domain in the body. The fields are
@@ -66,6 +69,8 @@ pub struct CreateExecution {
     pub inputs: Map<String, Value>,
     #[serde(default)]
     pub max_parallelism: Option<u32>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -158,10 +163,12 @@ fn target(launch_plan: &Option<String>, workflow: &Option<String>) -> ApiResult<
     }
 }
 
-fn launch_error(e: LaunchError) -> ApiError {
+pub(crate) fn launch_error(e: LaunchError) -> ApiError {
     match e {
         LaunchError::Invalid { field, message } => ApiError::invalid(&field, message),
         LaunchError::NotFound(m) => ApiError::not_found(m),
+        LaunchError::Conflict(m) => ApiError::new(Code::AlreadyExists, m),
+        LaunchError::Skipped(m) => ApiError::new(Code::Conflict, m),
         LaunchError::Store(m) => {
             tracing::error!(error = %m, "launch failed");
             ApiError::internal()
@@ -203,19 +210,15 @@ async fn launch(
         inputs: b.inputs,
         created_by: who.subject.clone(),
         max_parallelism: b.max_parallelism,
+        labels: b.labels,
         relaunch_of: None,
+        scheduled_at: None,
     };
-    let new = tf_engine::plan::prepare(&scope, &l).await.map_err(launch_error)?;
-    create(s, &scope, new).await
+    let e = s.engine.launch(&scope, &l).await.map_err(launch_error)?;
+    created(&scope, e).await
 }
 
-async fn create(
-    s: &AppState,
-    scope: &TenantStore<'_>,
-    new: NewExecution,
-) -> ApiResult<(StatusCode, Json<ExecutionView>)> {
-    let e = scope.create_execution(&new).await?;
-    s.engine.submit(scope.tenant_id(), &new.key);
+async fn created(scope: &TenantStore<'_>, e: ExecutionRecord) -> ApiResult<(StatusCode, Json<ExecutionView>)> {
     let v = view(scope, e).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -256,6 +259,7 @@ pub async fn create_flat(
         workflow: b.workflow,
         inputs: b.inputs,
         max_parallelism: b.max_parallelism,
+        labels: b.labels,
     };
     launch(&s, &who, &b.project, &b.domain, body).await
 }
@@ -380,8 +384,10 @@ pub async fn relaunch(
         created_by: who.subject.clone(),
         relaunch_of: Some(e.name),
         max_parallelism: e.max_parallelism,
+        config: e.config,
     };
-    create(&s, &scope, new).await
+    let e = s.engine.create(&scope, new).await.map_err(launch_error)?;
+    created(&scope, e).await
 }
 
 pub async fn nodes(

@@ -1,8 +1,10 @@
 //! Request handlers, one module per resource. Handlers assume admission already happened
 //! (see `auth`); they obtain tenant-scoped store handles through [`project_scope`].
 
+pub mod attributes;
 pub mod executions;
 pub mod health;
+pub mod launch_plans;
 pub mod me;
 pub mod projects;
 pub mod rbac;

@@ -43,6 +43,27 @@ pub async fn launch(srv: &TestServer, project: &str, domain: &str, body: Value) 
     e
 }
 
+/// Largest number of attempts of these executions that ran at the same time.
+pub async fn max_concurrency(srv: &TestServer, project: &str, domain: &str, names: &[&str]) -> usize {
+    let mut edges: Vec<(i64, i32)> = Vec::new();
+    for name in names {
+        for n in nodes(srv, project, domain, name).await {
+            for a in n["attempts"].as_array().unwrap() {
+                edges.push((a["started_at"].as_i64().unwrap(), 1));
+                edges.push((a["finished_at"].as_i64().unwrap(), -1));
+            }
+        }
+    }
+    // Ends before starts at the same instant: an attempt starts only after another released.
+    edges.sort();
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
 async fn nodes(srv: &TestServer, project: &str, domain: &str, name: &str) -> Vec<Value> {
     let (s, n) = srv.get(&format!("/api/v1/executions/{project}/{domain}/{name}/nodes")).await;
     assert_eq!(s, StatusCode::OK, "{n}");

@@ -44,6 +44,7 @@ fn spec(root: &Path, tenant: &str, node: &str, script: &str, inputs: Value) -> A
             pids: Some(256),
             cpu_millis: Some(1000),
         },
+        run_as: Default::default(),
     }
 }
 

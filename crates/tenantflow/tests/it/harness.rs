@@ -85,18 +85,25 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, auth: tf_server::AuthOptions) -> TestServer {
-        Self::start_full(backend, auth, Default::default()).await
+        Self::start_full(backend, auth, Default::default(), Default::default()).await
     }
 
     /// A server keeping its blobs where `storage` says.
     pub async fn start_with_storage(backend: Backend, storage: tf_server::StorageSettings) -> TestServer {
-        Self::start_full(backend, Default::default(), storage).await
+        Self::start_full(backend, Default::default(), storage, Default::default()).await
+    }
+
+    /// A server running up to `slots` attempts at once.
+    pub async fn start_with_slots(backend: Backend, slots: usize) -> TestServer {
+        let executor = tf_server::ExecutorSettings { slots: Some(slots), ..Default::default() };
+        Self::start_full(backend, Default::default(), Default::default(), executor).await
     }
 
     async fn start_full(
         backend: Backend,
         auth: tf_server::AuthOptions,
         storage: tf_server::StorageSettings,
+        executor: tf_server::ExecutorSettings,
     ) -> TestServer {
         let db = TestDb::new(backend).await;
         let opts = ServerOptions {
@@ -105,7 +112,7 @@ impl TestServer {
             database_url: db.url.clone(),
             max_body_bytes: 1 << 20,
             auth,
-            executor: Default::default(),
+            executor,
             storage,
         };
         let server = tf_server::start(&opts).await.expect("server starts");

@@ -5,6 +5,7 @@
 
 mod access;
 mod api;
+mod attributes;
 mod blobs_s3;
 mod cli;
 mod crash;

@@ -3,8 +3,7 @@
 //! quota is refused at launch, the running-executions quota holds executions in QUEUED, and bad
 //! quota input is a 400 naming the field.
 
-use crate::engine::{can_run, launch, wait_done};
-use crate::harness::TestServer;
+use crate::engine::{can_run, launch, max_concurrency, wait_done};
 use crate::on_every_backend;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -12,28 +11,6 @@ use std::time::{Duration, Instant};
 
 /// Six parallel nodes, each holding half a core for a moment.
 const WIDE: &str = "kind: Task\nname: work\nresources: {requests: {cpu: 500m, memory: 64Mi}}\ncontainer: {command: [/bin/sleep, '0.3']}\n---\nkind: Task\nname: huge\nresources: {requests: {cpu: '2'}}\ncontainer: {command: [/bin/true]}\n---\nkind: Workflow\nname: wide\nnodes: [{id: a, task: work}, {id: b, task: work}, {id: c, task: work}, {id: d, task: work}, {id: e, task: work}, {id: f, task: work}]\n---\nkind: Workflow\nname: too-big\nnodes: [{id: small, task: work}, {id: big, task: huge}]\n";
-
-/// Largest number of attempts of these executions that ran at the same time.
-async fn max_concurrency(srv: &TestServer, names: &[&str]) -> usize {
-    let mut edges: Vec<(i64, i32)> = Vec::new();
-    for name in names {
-        let (_, ns) = srv.get(&format!("/api/v1/executions/ml-alpha/development/{name}/nodes")).await;
-        for n in ns.as_array().unwrap() {
-            for a in n["attempts"].as_array().unwrap() {
-                edges.push((a["started_at"].as_i64().unwrap(), 1));
-                edges.push((a["finished_at"].as_i64().unwrap(), -1));
-            }
-        }
-    }
-    // Ends before starts at the same instant: an attempt starts only after another released.
-    edges.sort();
-    let (mut now, mut max) = (0i32, 0i32);
-    for (_, d) in edges {
-        now += d;
-        max = max.max(now);
-    }
-    max as usize
-}
 
 on_every_backend!(quotas_are_never_exceeded_and_waiting_work_says_why, |srv| {
     if !can_run() {
@@ -91,7 +68,11 @@ on_every_backend!(quotas_are_never_exceeded_and_waiting_work_says_why, |srv| {
         let d = wait_done(&srv, "ml-alpha", "development", name, 60).await;
         assert_eq!(d["phase"], "SUCCEEDED", "{d}");
     }
-    assert_eq!(max_concurrency(&srv, &["w1", "w2"]).await, 2, "cpu 1 / 500m each: exactly two at a time");
+    assert_eq!(
+        max_concurrency(&srv, "ml-alpha", "development", &["w1", "w2"]).await,
+        2,
+        "cpu 1 / 500m each: exactly two at a time"
+    );
     let (_, u) = srv.get("/api/v1/tenants/team-alpha/quota").await;
     assert_eq!(
         u["usage"],

@@ -171,6 +171,7 @@ async fn executions_record_attempts_once_and_stay_in_their_tenant() {
             created_by: "alice".into(),
             relaunch_of: None,
             max_parallelism: None,
+            config: Some(json!({"attributes": {"max_parallelism": 3}, "sources": {}})),
         };
         let e = t.create_execution(&new("e1")).await.unwrap();
         assert_eq!(e.phase, "QUEUED");
