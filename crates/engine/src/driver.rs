@@ -61,11 +61,6 @@ pub enum Event {
         tenant: String,
         reply: oneshot::Sender<crate::TenantUsage>,
     },
-    /// How many executions of a launch plan hold one of its concurrency places.
-    LaunchPlanRunning {
-        key: LaunchPlanKey,
-        reply: oneshot::Sender<u32>,
-    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -94,7 +89,7 @@ pub struct Ready {
 type Id = (String, ExecutionKey);
 
 /// A launch plan's concurrency group: tenant, project, domain and plan name (any version).
-pub type LaunchPlanKey = (String, String, String, String);
+type LaunchPlanKey = (String, String, String, String);
 
 struct Run {
     tenant: String,
@@ -295,9 +290,6 @@ impl Driver {
                     executions: self.active.get(&tenant).copied().unwrap_or(0),
                     waiting: self.scheduler.waiting_of(&tenant),
                 });
-            }
-            Event::LaunchPlanRunning { key, reply } => {
-                let _ = reply.send(self.lp_active.get(&key).copied().unwrap_or(0));
             }
             Event::Shutdown(_) => unreachable!("handled by the loop"),
         }

@@ -291,6 +291,21 @@ impl TenantStore<'_> {
         self.get_execution(&e.key).await?.ok_or_else(|| Error::Corrupt("execution vanished".into()))
     }
 
+    /// Executions of a launch plan (any version) in a project and domain that have not finished.
+    pub async fn unfinished_of_launch_plan(&self, project: &str, domain: &str, launch_plan: &str) -> Result<i64> {
+        let pattern = format!("{}@%", launch_plan.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM executions WHERE tenant_id = $1 AND project = $2 AND domain = $3 \
+             AND launch_plan LIKE $4 ESCAPE '\\' AND finished_at IS NULL",
+        )
+        .bind(&self.tenant)
+        .bind(project)
+        .bind(domain)
+        .bind(pattern)
+        .fetch_one(&self.store.read)
+        .await?)
+    }
+
     pub async fn get_execution(&self, k: &ExecutionKey) -> Result<Option<ExecutionRecord>> {
         let row = sqlx::query(&format!("SELECT * FROM executions WHERE {KEY} AND name = $4"))
             .bind(&self.tenant)

@@ -12,7 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_tenantflow");
 
 const WORKFLOW: &str = "kind: Task\nname: step\ninterface: {inputs: {x: {type: integer}}, outputs: {x: {type: integer}}}\ncontainer:\n  command:\n    - python3\n    - -c\n    - |\n      import json, os, time\n      time.sleep(0.3)  # tf-crash-marker\n      x = json.load(open(os.environ['TENANTFLOW_INPUTS']))['x']\n      json.dump({'x': x * 2 + 1}, open(os.environ['TENANTFLOW_OUTPUTS'], 'w'))\n---\nkind: Workflow\nname: steps\ninterface: {inputs: {x: {type: integer}}, outputs: {x: {type: integer}}}\nnodes:\n  - {id: a, task: step, inputs: {x: '{{ inputs.x }}'}}\n  - {id: b, task: step, inputs: {x: '{{ a.outputs.x }}'}}\n  - {id: c, task: step, inputs: {x: '{{ b.outputs.x }}'}}\noutputs: {x: '{{ c.outputs.x }}'}\n";
 
-fn start(db: &TestDb, port: u16) -> Child {
+pub fn start(db: &TestDb, port: u16) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--data-dir"])
         .arg(db.dir.path())
@@ -25,7 +25,7 @@ fn start(db: &TestDb, port: u16) -> Child {
     cmd.spawn().expect("tenantflow serve starts")
 }
 
-async fn ready(http: &reqwest::Client, base: &str) {
+pub async fn ready(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {

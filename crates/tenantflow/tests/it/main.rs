@@ -16,5 +16,6 @@ mod harness;
 mod matrix;
 mod oidc;
 mod quota;
+mod schedules;
 mod store;
 mod validation;
