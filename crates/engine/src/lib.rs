@@ -94,7 +94,23 @@ pub struct Engine {
     launcher: Launcher,
     /// Wakes the schedule loop when an activation changed.
     schedules: Arc<Notify>,
-    tasks: Mutex<Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>>,
+    tasks: Mutex<Option<Tasks>>,
+}
+
+/// The engine's own tasks: driver, journal writer, schedule loop.
+struct Tasks {
+    driver: tokio::task::JoinHandle<()>,
+    journal: tokio::task::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+/// One version of a launch plan.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanVersion<'a> {
+    pub project: &'a str,
+    pub domain: &'a str,
+    pub name: &'a str,
+    pub version: &'a str,
 }
 
 /// Creates executions and hands them to the driver: shared by the API and the schedule loop.
@@ -193,7 +209,14 @@ impl Engine {
         let launcher = Launcher { store: store.clone(), tx: tx.clone() };
         let schedules = Arc::new(Notify::new());
         let ticker = tokio::spawn(ticker::run(launcher.clone(), schedules.clone()));
-        Ok(Engine { tx, ctx, readiness, launcher, schedules, tasks: Mutex::new(Some((driver, journal_task, ticker))) })
+        Ok(Engine {
+            tx,
+            ctx,
+            readiness,
+            launcher,
+            schedules,
+            tasks: Mutex::new(Some(Tasks { driver, journal: journal_task, ticker })),
+        })
     }
 
     /// Checks a launch, creates the execution and runs it.
@@ -211,13 +234,11 @@ impl Engine {
     pub async fn set_launch_plan_active(
         &self,
         store: &TenantStore<'_>,
-        project: &str,
-        domain: &str,
-        name: &str,
-        version: &str,
+        plan: PlanVersion<'_>,
         active: bool,
         by: &str,
     ) -> Result<LaunchPlanState, LaunchError> {
+        let PlanVersion { project, domain, name, version } = plan;
         let e = store
             .get_entity(project, domain, tf_model::EntityKind::LaunchPlan, name, Some(version))
             .await?
@@ -330,10 +351,10 @@ impl Engine {
             let _ = wait.await;
         }
         let tasks = self.tasks.lock().ok().and_then(|mut t| t.take());
-        if let Some((driver, journal, ticker)) = tasks {
-            ticker.abort();
-            let _ = driver.await;
-            journal.abort();
+        if let Some(t) = tasks {
+            t.ticker.abort();
+            let _ = t.driver.await;
+            t.journal.abort();
         }
     }
 }

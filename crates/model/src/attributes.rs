@@ -339,6 +339,32 @@ pub fn from_flyte(v: &Value) -> Result<Attributes, (String, String)> {
     Ok(a)
 }
 
+/// Where a field of [`Attributes`] is written in the guide's block: `max_parallelism` →
+/// `workflowExecutionConfig.maxParallelism`, `queue_tags[0]` → `executionQueueAttributes.tags[0]`.
+pub fn flyte_field(field: &str) -> String {
+    const MAP: &[(&str, &str)] = &[
+        ("max_parallelism", "workflowExecutionConfig.maxParallelism"),
+        ("queue_tags", "executionQueueAttributes.tags"),
+        ("cluster_label", "executionClusterLabel.value"),
+        ("security_context.run_as_user", "workflowExecutionConfig.securityContext.runAsUser"),
+        ("security_context.run_as_group", "workflowExecutionConfig.securityContext.runAsGroup"),
+        ("env", "workflowExecutionConfig.envs.values"),
+        ("labels", "workflowExecutionConfig.labels.values"),
+        ("default_resources", "taskResourceAttributes.defaults"),
+        ("max_resources", "taskResourceAttributes.limits"),
+    ];
+    for (ours, theirs) in MAP {
+        if let Some(rest) = field.strip_prefix(ours) {
+            if rest.is_empty() || rest.starts_with(['.', '[']) {
+                // `cluster_label[0]` is how a single label is checked; it has no index there.
+                let rest = if *ours == "cluster_label" { "" } else { rest };
+                return format!("{theirs}{rest}");
+            }
+        }
+    }
+    field.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

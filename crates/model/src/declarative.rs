@@ -1,6 +1,11 @@
 //! Declarative configuration for `tenantflow apply`: the multi-tenant guide's own YAML blocks
-//! (`projects:`, `authorization:`) as written, plus native documents (`kind: Tenant`,
+//! (`projects:`, `authorization:`, `admin: projectDomainAttributes:`, the Kubernetes
+//! `ResourceQuota` documents) as written, plus native documents (`kind: Tenant`,
 //! `kind: Project`, `kind: Role`, `kind: RoleBinding`), turned into one desired state.
+//!
+//! A `ResourceQuota` becomes its team's tenant quota: `requests.cpu` → cpu, `requests.memory` →
+//! memory, `pods` → running tasks; the tenant is `team-x` from the name `team-x-quota` (else
+//! from the namespace's last segment).
 //!
 //! Placement: a project belongs to the tenant that a `kind: Tenant` document lists it under;
 //! otherwise projects tied together by a role share one tenant, named `team-<suffix>` when their
@@ -50,14 +55,87 @@ pub struct DesiredBinding {
     pub subject: String,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredAttributes {
+    pub project: String,
+    pub domain: String,
+    pub attributes: crate::attributes::Attributes,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
     pub tenants: Vec<DesiredTenant>,
+    /// Project-domain attributes from the guide's `admin:` block.
+    pub attributes: Vec<DesiredAttributes>,
     pub projects: Vec<DesiredProject>,
     pub roles: Vec<DesiredRole>,
     pub bindings: Vec<DesiredBinding>,
     /// Blocks recognised but not applied by this version, with why.
     pub skipped: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SeedAdmin {
+    #[serde(default)]
+    project_domain_attributes: BTreeMap<String, BTreeMap<String, Value>>,
+    #[serde(default)]
+    clusters: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaMeta {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaSpec {
+    hard: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceQuotaDoc {
+    metadata: QuotaMeta,
+    spec: QuotaSpec,
+}
+
+/// The tenant a `ResourceQuota` is for: `team-alpha-quota` → `team-alpha`, else the last
+/// segment of its namespace (`flyte-execution-alpha` → `team-alpha`).
+fn quota_tenant(m: &QuotaMeta) -> String {
+    if let Some(t) = m.name.strip_suffix("-quota").filter(|t| t.starts_with("team-")) {
+        return t.to_string();
+    }
+    let ns = m.namespace.as_deref().unwrap_or(&m.name);
+    format!("team-{}", ns.rsplit('-').next().unwrap_or(ns))
+}
+
+/// A `ResourceQuota`'s `hard` limits as a tenant quota; what has no counterpart is reported.
+fn quota_from_hard(hard: &BTreeMap<String, Value>, label: &str, skipped: &mut Vec<String>) -> Value {
+    let mut q = serde_json::Map::new();
+    for (k, v) in hard {
+        let field = match k.as_str() {
+            "requests.cpu" | "cpu" => "cpu",
+            "requests.memory" | "memory" => "memory",
+            "pods" => "running_tasks",
+            other => {
+                skipped.push(format!(
+                    "{label}: spec.hard.{other} (quotas count requests, running tasks and executions, and stored bytes)"
+                ));
+                continue;
+            }
+        };
+        let v = match (field, v) {
+            ("running_tasks", Value::String(s)) => s.parse::<u64>().map(Value::from).unwrap_or_else(|_| v.clone()),
+            _ => v.clone(),
+        };
+        q.insert(field.into(), v);
+    }
+    Value::Object(q)
 }
 
 #[derive(Deserialize)]
@@ -191,6 +269,10 @@ pub fn parse_desired(docs: &[Value]) -> Result<Desired, Violations> {
             let mut body = doc.clone();
             body.as_object_mut().expect("object").remove("kind");
             body.as_object_mut().expect("object").remove("apiVersion");
+            if kind == "ResourceQuota" {
+                // Kubernetes documents also carry `status`, which says nothing of the desired state.
+                body.as_object_mut().expect("object").remove("status");
+            }
             match kind {
                 "Tenant" => {
                     let Some(t) = typed::<TenantDoc>(body, &label, "", &mut errs) else { continue };
@@ -232,6 +314,17 @@ pub fn parse_desired(docs: &[Value]) -> Result<Desired, Violations> {
                         roles.push((r.name, role, label, r.tenant));
                     }
                 }
+                "ResourceQuota" => {
+                    let Some(rq) = typed::<ResourceQuotaDoc>(body, &label, "", &mut errs) else { continue };
+                    let tenant = quota_tenant(&rq.metadata);
+                    let quota = quota_from_hard(&rq.spec.hard, &label, &mut out.skipped);
+                    match out.tenants.iter_mut().find(|t| t.id == tenant) {
+                        Some(t) => t.quota = Some(quota),
+                        None => {
+                            out.tenants.push(DesiredTenant { id: tenant, quota: Some(quota), ..Default::default() })
+                        }
+                    }
+                }
                 "RoleBinding" => {
                     if let Some(b) = typed::<BindingDoc>(body, &label, "", &mut errs) {
                         for (kind, subjects) in
@@ -246,7 +339,7 @@ pub fn parse_desired(docs: &[Value]) -> Result<Desired, Violations> {
                 other => errs.push(
                     &label,
                     "kind",
-                    format!("unknown kind `{other}`; expected Tenant, Project, Role or RoleBinding"),
+                    format!("unknown kind `{other}`; expected Tenant, Project, Role, RoleBinding or ResourceQuota"),
                 ),
             }
             continue;
@@ -277,16 +370,42 @@ pub fn parse_desired(docs: &[Value]) -> Result<Desired, Violations> {
                         }
                     }
                 }
-                "admin" => out
-                    .skipped
-                    .push(format!("{label}: admin: (project-domain attributes are not supported by this version)")),
+                "admin" => {
+                    let Some(a) = typed::<SeedAdmin>(v.clone(), &label, "admin", &mut errs) else { continue };
+                    for (project, domains) in a.project_domain_attributes {
+                        for (domain, entry) in domains {
+                            let base = format!("admin.projectDomainAttributes.{project}.{domain}");
+                            match crate::attributes::from_flyte(&entry) {
+                                Ok(attributes) => {
+                                    for v in attributes.check(&label).0 {
+                                        let field = crate::attributes::flyte_field(&v.field);
+                                        errs.push(&label, crate::violation::join(&base, &field), v.message);
+                                    }
+                                    out.attributes.push(DesiredAttributes {
+                                        project: project.clone(),
+                                        domain,
+                                        attributes,
+                                    });
+                                }
+                                Err((field, message)) => {
+                                    errs.push(&label, crate::violation::join(&base, &field), message)
+                                }
+                            }
+                        }
+                    }
+                    if a.clusters.is_some() {
+                        out.skipped.push(format!(
+                            "{label}: admin.clusters (cluster endpoints belong in the server configuration; tasks run on this server's executor)"
+                        ));
+                    }
+                }
                 "auth" => out
                     .skipped
                     .push(format!("{label}: auth: (identity-provider settings belong in the server configuration)")),
                 other => errs.push(
                     &label,
                     other,
-                    "unknown block; expected projects, authorization, or a document with `kind`",
+                    "unknown block; expected projects, authorization, admin, or a document with `kind`",
                 ),
             }
         }
@@ -447,6 +566,24 @@ mod tests {
         assert_eq!(d.roles[0].tenant, "team-alpha");
         assert_eq!(d.bindings.len(), 2);
         assert_eq!(d.projects[1].domains.len(), 3);
+    }
+
+    #[test]
+    fn the_guides_admin_block_and_resource_quotas_are_read_as_written() {
+        let y = "admin:\n  projectDomainAttributes:\n    ml-alpha:\n      development:\n        executionClusterLabel: {value: team-alpha-cluster}\n        executionQueueAttributes: {tags: [team-alpha, development]}\n        workflowExecutionConfig:\n          maxParallelism: 10\n          securityContext: {runAsUser: 1000, runAsGroup: 1000}\n  clusters:\n    clusterConfigs: {team-alpha-cluster: {endpoint: x}}\n---\napiVersion: v1\nkind: ResourceQuota\nmetadata: {name: team-alpha-quota, namespace: flyte-execution-alpha}\nspec:\n  hard: {requests.cpu: \"10\", requests.memory: 20Gi, limits.cpu: \"20\", pods: \"50\"}\n";
+        let d = parse_desired(&docs(y)).unwrap();
+        assert_eq!(d.attributes.len(), 1);
+        assert_eq!(d.attributes[0].attributes.max_parallelism, Some(10));
+        assert_eq!((d.attributes[0].project.as_str(), d.attributes[0].domain.as_str()), ("ml-alpha", "development"));
+        assert_eq!(d.tenants[0].id, "team-alpha");
+        assert_eq!(d.tenants[0].quota, Some(serde_json::json!({"cpu": "10", "memory": "20Gi", "running_tasks": 50})));
+        assert!(d.skipped.iter().any(|s| s.contains("limits.cpu")), "{:?}", d.skipped);
+        assert!(d.skipped.iter().any(|s| s.contains("admin.clusters")), "{:?}", d.skipped);
+        let e = parse_desired(&docs("admin:\n  projectDomainAttributes:\n    p:\n      development:\n        workflowExecutionConfig: {maxParallelism: 0}\n")).unwrap_err();
+        assert_eq!(
+            e.0[0].field, "admin.projectDomainAttributes.p.development.workflowExecutionConfig.maxParallelism",
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start a server on the embedded store with the seed's teams, projects and example workflows.
     Demo(DemoArgs),
-    /// Show resources: projects, tenants, tasks, workflows, launchplans.
+    /// Show resources: projects, tenants, tasks, workflows, launchplans, executions,
+    /// attributes (effective, with sources), schedules.
     Get(GetArgs),
     /// Create a project or a tenant.
     #[command(subcommand)]
@@ -61,7 +62,8 @@ pub enum Command {
     Register(RegisterArgs),
     /// Run a benchmark suite; prints one JSON object per scenario.
     Bench(BenchArgs),
-    /// Converge tenants, projects, roles and bindings to YAML files (the guide's blocks or native documents).
+    /// Converge tenants, quotas, projects, roles, bindings and project-domain attributes to YAML files
+    /// (the guide's blocks as written, or native documents).
     Apply(ApplyArgs),
     /// Identity and access: who am I, why is something allowed or denied.
     #[command(subcommand)]
@@ -74,6 +76,20 @@ pub enum Command {
     Terminate(ExecutionArgs),
     /// Run an execution again: same workflow version, same inputs.
     Relaunch(RelaunchArgs),
+    /// Make a launch plan version the active one; its schedule starts ticking.
+    Activate(LaunchPlanStateArgs),
+    /// Deactivate a launch plan version; its schedule stops.
+    Deactivate(LaunchPlanStateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchPlanStateArgs {
+    /// The launch plan as `name` (its latest version) or `name@version`.
+    pub launch_plan: String,
+    #[arg(short = 'p', long)]
+    pub project: String,
+    #[arg(short = 'd', long)]
+    pub domain: String,
 }
 
 #[derive(Debug, Args)]
@@ -225,8 +241,10 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// projects, tenants, tasks, workflows, launchplans, executions, roles, bindings or tokens
-    /// (singular forms and `lp`, `wf`, `exec` work too). `get execution NAME` shows its nodes.
+    /// projects, tenants, tasks, workflows, launchplans, executions, roles, bindings, tokens,
+    /// attributes or schedules (singular forms and `lp`, `wf`, `exec` work too).
+    /// `get execution NAME` shows its nodes; `get attributes -p P -d D [--workflow W |
+    /// --launch-plan L]` the settings a run gets and where each comes from.
     pub resource: String,
     /// A name: one project or tenant, or an entity's versions.
     pub name: Option<String>,
@@ -245,6 +263,12 @@ pub struct GetArgs {
     /// Executions in this phase only (QUEUED, RUNNING, SUCCEEDED, FAILED, ABORTED, TIMED_OUT).
     #[arg(long)]
     pub phase: Option<String>,
+    /// Attributes: for runs of this workflow.
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Attributes: for runs of this launch plan (`name` or `name@version`).
+    #[arg(long)]
+    pub launch_plan: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,7 +14,7 @@ use tf_store::{LaunchPlanState, ProjectState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum State_ {
+pub enum PlanState {
     Active,
     Inactive,
 }
@@ -23,7 +23,7 @@ pub enum State_ {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetState {
-    pub state: State_,
+    pub state: PlanState,
 }
 
 /// `PUT /api/v1/launch_plans/{project}/{domain}/{name}/{version}`.
@@ -36,12 +36,17 @@ pub async fn set_state(
     let (store, p) = domain_scope(&s, &project, &domain)?;
     super::check_id("name", &name)?;
     tf_model::names::check_version(&version).map_err(|e| ApiError::invalid("version", e))?;
-    if p.state == ProjectState::Archived && b.state == State_::Active {
+    if p.state == ProjectState::Archived && b.state == PlanState::Active {
         return Err(ApiError::new(Code::ProjectArchived, format!("project `{project}` is archived and read-only")));
     }
     let st = s
         .engine
-        .set_launch_plan_active(&store, &project, &domain, &name, &version, b.state == State_::Active, &who.subject)
+        .set_launch_plan_active(
+            &store,
+            tf_engine::PlanVersion { project: &project, domain: &domain, name: &name, version: &version },
+            b.state == PlanState::Active,
+            &who.subject,
+        )
         .await
         .map_err(super::executions::launch_error)?;
     Ok(Json(st))

@@ -139,6 +139,22 @@ pub async fn apply_docs(client: &Client, docs: &[Value], dry_run: bool) -> Resul
             }
         }
     }
+    for at in &desired.attributes {
+        let what = format!("attributes/{}/{}", at.project, at.domain);
+        let path = format!("/api/v1/project_domain_attributes/{}/{}", at.project, at.domain);
+        let want = serde_json::to_value(&at.attributes).expect("attributes serialise");
+        let have = get_opt(client, &path).await?;
+        let outcome = match &have {
+            Some(h) if h["attributes"] == want => "unchanged",
+            Some(h) if h["updated_at"].is_null() => "set",
+            Some(_) => "configured",
+            None => "set",
+        };
+        if outcome != "unchanged" && !a.dry_run {
+            client.send_json(reqwest::Method::PUT, &path, &json!({"attributes": want})).await?;
+        }
+        r.say(&what, outcome);
+    }
     for role in &desired.roles {
         let what = format!("role/{}/{}", role.tenant, role.name);
         let path = format!("/api/v1/tenants/{}/roles/{}", role.tenant, role.name);

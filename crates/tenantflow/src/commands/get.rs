@@ -1,6 +1,6 @@
 //! `tenantflow get RESOURCE [NAME [VERSION]]`.
 
-use crate::cli::{Format, GetArgs};
+use crate::cli::{Format, GetArgs, LaunchPlanStateArgs};
 use crate::client::Client;
 use crate::commands::CliError;
 use crate::output::{print, Column};
@@ -47,6 +47,71 @@ const VERSION_COLUMNS: &[Column] = &[
     ("CREATED", "/created_at"),
     ("BY", "/created_by"),
 ];
+
+const ATTRIBUTE_COLUMNS: &[Column] = &[("FIELD", "/field"), ("VALUE", "/value"), ("SOURCE", "/source")];
+const SCHEDULE_COLUMNS: &[Column] = &[
+    ("NAME", "/name"),
+    ("ACTIVE", "/active_version"),
+    ("SCHEDULE", "/schedule"),
+    ("NEXT", "/next_fire_at"),
+    ("LAST", "/last_fire_at"),
+    ("OUTCOME", "/last_outcome"),
+    ("FIRED", "/fired"),
+];
+
+/// The effective attributes as rows: one per leaf, with its source.
+fn attribute_rows(eff: &Value) -> Value {
+    fn walk(prefix: &str, v: &Value, sources: &Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&p, v, sources, out);
+                }
+            }
+            other => {
+                let value = match other {
+                    Value::String(s) => s.clone(),
+                    o => o.to_string(),
+                };
+                out.push(serde_json::json!({"field": prefix, "value": value, "source": sources[prefix]}));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    walk("", &eff["attributes"], &eff["sources"], &mut rows);
+    Value::Array(rows)
+}
+
+/// `activate` / `deactivate`: the named version, or the latest.
+pub async fn set_launch_plan_state(
+    client: &Client,
+    a: &LaunchPlanStateArgs,
+    active: bool,
+    format: Format,
+) -> Result<(), CliError> {
+    let (p, d) = (&a.project, &a.domain);
+    let (name, version) = match a.launch_plan.split_once('@') {
+        Some((n, v)) => (n.to_string(), v.to_string()),
+        None => {
+            let versions = client.get(&format!("/api/v1/launch_plans/{p}/{d}/{}?limit=1", a.launch_plan)).await?;
+            let v = versions["items"][0]["version"].as_str().ok_or_else(|| {
+                CliError::Failed(format!("launch plan `{}` has no versions in {p}/{d}", a.launch_plan))
+            })?;
+            (a.launch_plan.clone(), v.to_string())
+        }
+    };
+    let state = if active { "ACTIVE" } else { "INACTIVE" };
+    let st = client
+        .send_json(
+            reqwest::Method::PUT,
+            &format!("/api/v1/launch_plans/{p}/{d}/{name}/{version}"),
+            &serde_json::json!({"state": state}),
+        )
+        .await?;
+    print(format, &st, SCHEDULE_COLUMNS);
+    Ok(())
+}
 
 /// The API path segment for an entity resource name, accepting kubectl-ish aliases.
 fn entity_path(resource: &str) -> Option<&'static str> {
@@ -113,10 +178,34 @@ pub async fn run(client: &Client, a: &GetArgs, format: Format) -> Result<(), Cli
                 }
             }
         }
+        "attributes" | "attribute" | "attrs" => {
+            let (Some(p), Some(d)) = (&a.project, &a.domain) else {
+                return Err(CliError::Usage("`get attributes` needs --project/-p and --domain/-d".into()));
+            };
+            let mut q = Vec::new();
+            if let Some(w) = &a.workflow {
+                q.push(format!("workflow={w}"));
+            }
+            if let Some(l) = &a.launch_plan {
+                q.push(format!("launch_plan={l}"));
+            }
+            let path = format!("/api/v1/effective_attributes/{p}/{d}?{}", q.join("&"));
+            let eff = client.get(&path).await?;
+            match format {
+                Format::Table => print(format, &attribute_rows(&eff), ATTRIBUTE_COLUMNS),
+                _ => print(format, &eff, &[]),
+            }
+        }
+        "schedules" | "schedule" | "active" => {
+            let (Some(p), Some(d)) = (&a.project, &a.domain) else {
+                return Err(CliError::Usage(format!("`get {}` needs --project/-p and --domain/-d", a.resource)));
+            };
+            print(format, &client.get(&format!("/api/v1/active_launch_plans/{p}/{d}")).await?, SCHEDULE_COLUMNS)
+        }
         r => {
             let Some(seg) = entity_path(r) else {
                 return Err(CliError::Usage(format!(
-                    "unknown resource `{r}`; expected projects, tenants, tasks, workflows, launchplans or executions"
+                    "unknown resource `{r}`; expected projects, tenants, tasks, workflows, launchplans, executions, attributes or schedules"
                 )));
             };
             let (Some(p), Some(d)) = (&a.project, &a.domain) else {

@@ -69,6 +69,8 @@ pub async fn run(cli: Cli, started: std::time::Instant) -> Result<(), CliError> 
                 Command::Logs(a) => executions::logs(&client, &a).await,
                 Command::Terminate(a) => executions::terminate(&client, &a, cli.output).await,
                 Command::Relaunch(a) => executions::relaunch(&client, &a, cli.output).await,
+                Command::Activate(a) => get::set_launch_plan_state(&client, &a, true, cli.output).await,
+                Command::Deactivate(a) => get::set_launch_plan_state(&client, &a, false, cli.output).await,
                 Command::Serve(_) | Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
             }
         }

@@ -206,7 +206,10 @@ fn apply_takes_the_guides_blocks_as_written_and_is_idempotent() {
     let (code, out, err) = cli(&url, &token, &["apply", "-f", seed, "--dry-run"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("project/ml-alpha created (dry run)"), "{out}");
-    assert!(err.contains("skipped: ") && err.contains("admin:"), "the unsupported block is named: {err}");
+    assert!(out.contains("attributes/ml-alpha/development set (dry run)"), "{out}");
+    assert!(out.contains("quota/team-gamma set (dry run)"), "{out}");
+    assert!(err.contains("skipped: ") && err.contains("admin.clusters"), "what is not applied is named: {err}");
+    assert!(err.contains("spec.hard.persistentvolumeclaims"), "{err}");
     let (_, out, _) = cli(&url, &token, &["get", "projects", "-o", "json"]);
     assert_eq!(out.trim(), "[]");
 
@@ -220,6 +223,10 @@ fn apply_takes_the_guides_blocks_as_written_and_is_idempotent() {
         "role/team-alpha/alpha-developer created",
         "binding/team-alpha/alpha-developer/user:alice@company.com created",
         "binding/team-beta/beta-lead/group:team-beta-leads created",
+        "attributes/ml-alpha/development set",
+        "attributes/data-beta/production set",
+        "quota/team-alpha set",
+        "quota/team-gamma set",
     ] {
         assert!(out.contains(line), "missing `{line}` in:\n{out}");
     }
@@ -233,6 +240,17 @@ fn apply_takes_the_guides_blocks_as_written_and_is_idempotent() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains(" created") && !out.contains(" configured"), "{out}");
     assert!(err.contains("0 change(s) applied"), "{err}");
+
+    // The guide's numbers: ml-alpha runs at most 10 nodes at once in development, 5 in
+    // production, as uid/gid 1000 — with where each value comes from.
+    for (domain, p) in [("development", "10"), ("production", "5")] {
+        let (code, out, err) = cli(&url, &token, &["get", "attributes", "-p", "ml-alpha", "-d", domain]);
+        assert_eq!(code, 0, "{err}");
+        let row = out.lines().find(|l| l.starts_with("max_parallelism")).unwrap_or_else(|| panic!("{out}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells, ["max_parallelism", p, "project_domain_attributes", &format!("ml-alpha/{domain}")], "{out}");
+        assert!(out.contains("security_context.run_as_user") && out.contains("1000"), "{out}");
+    }
 
     // Explain names the role and binding that decide, or says none does.
     let args = [
@@ -283,7 +301,7 @@ fn apply_takes_the_guides_blocks_as_written_and_is_idempotent() {
 
     // A native Tenant document with the seed's per-team quota: set once, then unchanged.
     let quota = dir.path().join("quota.yaml");
-    std::fs::write(&quota, "kind: Tenant\nid: team-alpha\nquota: {cpu: 10, memory: 20Gi, running_tasks: 50}\n")
+    std::fs::write(&quota, "kind: Tenant\nid: team-alpha\nquota: {cpu: 12, memory: 20Gi, running_tasks: 50}\n")
         .unwrap();
     let (code, out, err) = cli(&url, &token, &["apply", "-f", quota.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

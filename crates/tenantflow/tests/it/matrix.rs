@@ -27,6 +27,8 @@ pub fn concrete(path: &str) -> String {
                 "load-data"
             },
         )
+        .replace("{workflow}", "alpha-ml-workflow")
+        .replace("{launch_plan}", "alpha-nightly")
         .replace("{version}", "v1")
         .replace("{node}", "load")
         .replace("{attempt}", "1")
@@ -58,6 +60,8 @@ pub fn body(method: &str, path: &str) -> Option<(&'static str, Vec<u8>)> {
         }
         ("POST", p) if p.ends_with("/tokens") => j(json!({"service_account": "made"})),
         ("PUT", p) if p.ends_with("/quota") => j(json!({"cpu": 4, "memory": "8Gi"})),
+        ("PUT", p) if p.contains("_attributes/") => j(json!({"attributes": {"max_parallelism": 4}})),
+        ("PUT", p) if p.starts_with("/api/v1/launch_plans/") => j(json!({"state": "INACTIVE"})),
         ("PUT", _) => j(json!({"description": "changed"})),
         _ => None,
     }
