@@ -177,11 +177,11 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
             spec.inputs = inputs;
             // The inputs record is stored while the task runs.
             let inputs_key = format!("{prefix}/inputs.json");
-            let (r, _) = tokio::join!(
+            let (r, stored) = tokio::join!(
                 tf_executor::run(&ctx.executor, &spec, job.kill.clone()),
                 ctx.blobs.put_bytes(&inputs_key, spec.inputs.to_string().into_bytes())
             );
-            r
+            (r, stored.unwrap_or(0))
         }
         Err(message) => {
             let _ = tokio::fs::create_dir_all(work_dir.join(".tenantflow")).await;
@@ -192,13 +192,15 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
                 message: Some(message.clone()),
                 ..Default::default()
             };
-            let _ = ctx.blobs.put_file(log_key, &work_dir.join(".tenantflow/log")).await;
+            let stored = ctx.blobs.put_file(log_key, &work_dir.join(".tenantflow/log")).await.unwrap_or(0);
             let _ = tokio::fs::remove_dir_all(&work_dir).await;
-            return (Some(AttemptOutcome::UserError(message)), end);
+            return (Some(AttemptOutcome::UserError(message)), AttemptEnd { stored_bytes: Some(stored as i64), ..end });
         }
     };
-    if let Err(e) = ctx.blobs.put_file(log_key, &r.log).await {
-        tracing::warn!(error = %e, "cannot store the attempt's log");
+    let (r, mut stored) = r;
+    match ctx.blobs.put_file(log_key, &r.log).await {
+        Ok(n) => stored += n,
+        Err(e) => tracing::warn!(error = %e, "cannot store the attempt's log"),
     }
     let mut end = AttemptEnd {
         phase: String::new(),
@@ -208,6 +210,7 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
         cpu_ms: r.cpu_seconds.map(|s| (s * 1000.0).round() as i64),
         peak_memory_bytes: r.peak_memory_bytes.map(|b| b as i64),
         process_us: Some(r.wall.as_micros() as i64),
+        stored_bytes: None,
     };
     let with_tail = |m: &str| {
         let tail = r.log_tail.trim_end();
@@ -220,9 +223,13 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
         }
     };
     let outcome = match r.outcome {
-        Outcome::Succeeded { outputs } => match store_outputs(ctx, job, &spec, prefix, outputs).await {
+        Outcome::Succeeded { outputs } => match store_outputs(ctx, job, &spec, prefix, outputs, &mut stored).await {
             Ok(v) => {
-                let _ = ctx.blobs.put_bytes(&format!("{prefix}/outputs.json"), v.to_string().into_bytes()).await;
+                stored += ctx
+                    .blobs
+                    .put_bytes(&format!("{prefix}/outputs.json"), v.to_string().into_bytes())
+                    .await
+                    .unwrap_or(0);
                 end.phase = "SUCCEEDED".into();
                 Some(AttemptOutcome::Succeeded(v))
             }
@@ -260,6 +267,7 @@ async fn execute(ctx: &Ctx, job: &Job, prefix: &str, log_key: &str) -> (Option<A
             None
         }
     };
+    end.stored_bytes = Some(stored as i64);
     // Everything worth keeping is in blob storage now; the working directory goes in the
     // background (a stale one is also removed when the same attempt starts again).
     tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&work_dir));
@@ -347,6 +355,7 @@ async fn store_outputs(
     spec: &AttemptSpec,
     prefix: &str,
     outputs: Value,
+    stored: &mut u64,
 ) -> Result<Value, String> {
     let Value::Object(mut m) = outputs else { return Ok(outputs) };
     for (k, p) in &job.task.interface.outputs {
@@ -354,10 +363,11 @@ async fn store_outputs(
             continue;
         }
         if let Some(v) = m.remove(k) {
-            let stored = upload(ctx, job, spec, &p.ty, &v, &format!("{prefix}/outputs/{k}"))
+            let (uri, bytes) = upload(ctx, job, spec, &p.ty, &v, &format!("{prefix}/outputs/{k}"))
                 .await
                 .map_err(|e| format!("output `{k}`: {e}"))?;
-            m.insert(k.clone(), stored);
+            *stored += bytes;
+            m.insert(k.clone(), uri);
         }
     }
     Ok(Value::Object(m))
@@ -370,21 +380,24 @@ fn upload<'a>(
     ty: &'a Type,
     v: &'a Value,
     key: &'a str,
-) -> futures::future::BoxFuture<'a, Result<Value, String>> {
+) -> futures::future::BoxFuture<'a, Result<(Value, u64), String>> {
     Box::pin(async move {
         match (ty, v) {
             (Type::List(item), Value::Array(xs)) => {
                 let mut out = Vec::with_capacity(xs.len());
+                let mut bytes = 0;
                 for (i, x) in xs.iter().enumerate() {
-                    out.push(upload(ctx, job, spec, item, x, &format!("{key}/{i}")).await?);
+                    let (v, n) = upload(ctx, job, spec, item, x, &format!("{key}/{i}")).await?;
+                    out.push(v);
+                    bytes += n;
                 }
-                Ok(Value::Array(out))
+                Ok((Value::Array(out), bytes))
             }
             (Type::File | Type::Directory, Value::String(s)) => {
                 if s.contains("://") {
                     // Passing on a blob it was given: fine if it is this tenant's.
                     return match ctx.blobs.resolve(&job.tenant, s) {
-                        Some(_) => Ok(v.clone()),
+                        Some(_) => Ok((v.clone(), 0)),
                         None => Err(format!("`{s}` is not in this tenant's storage")),
                     };
                 }
@@ -396,8 +409,8 @@ fn upload<'a>(
                     if !meta.is_dir() {
                         return Err(format!("`{s}` is not a directory"));
                     }
-                    ctx.blobs.put_dir(key, &host).await.map_err(|e| e.to_string())?;
-                    Ok(Value::String(format!("{}/", ctx.blobs.uri(key))))
+                    let n = ctx.blobs.put_dir(key, &host).await.map_err(|e| e.to_string())?;
+                    Ok((Value::String(format!("{}/", ctx.blobs.uri(key))), n))
                 } else {
                     if !meta.is_file() {
                         return Err(format!("`{s}` is not a file"));
@@ -405,11 +418,11 @@ fn upload<'a>(
                     let name =
                         host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
                     let k = format!("{key}/{name}");
-                    ctx.blobs.put_file(&k, &host).await.map_err(|e| e.to_string())?;
-                    Ok(Value::String(ctx.blobs.uri(&k)))
+                    let n = ctx.blobs.put_file(&k, &host).await.map_err(|e| e.to_string())?;
+                    Ok((Value::String(ctx.blobs.uri(&k)), n))
                 }
             }
-            _ => Ok(v.clone()),
+            _ => Ok((v.clone(), 0)),
         }
     })
 }

@@ -103,22 +103,24 @@ impl Blobs {
         ObjPath::parse(key).map_err(|e| BlobError::Config(e.to_string()))
     }
 
-    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+    /// Stores bytes; returns how many were stored.
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<u64> {
+        let n = bytes.len() as u64;
         self.store.put(&Self::path(key)?, PutPayload::from(bytes)).await?;
-        Ok(())
+        Ok(n)
     }
 
-    /// Uploads a local file (streamed, multipart for large files).
-    pub async fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+    /// Uploads a local file (streamed, multipart for large files); returns its size.
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<u64> {
         let mut src = tokio::fs::File::open(file).await?;
         let mut w = object_store::buffered::BufWriter::new(self.store.clone(), Self::path(key)?);
-        tokio::io::copy(&mut src, &mut w).await?;
+        let n = tokio::io::copy(&mut src, &mut w).await?;
         w.shutdown().await?;
-        Ok(())
+        Ok(n)
     }
 
-    /// Uploads every file under a local directory; returns how many.
-    pub async fn put_dir(&self, key: &str, dir: &Path) -> Result<usize> {
+    /// Uploads every file under a local directory; returns how many bytes.
+    pub async fn put_dir(&self, key: &str, dir: &Path) -> Result<u64> {
         let mut n = 0;
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
@@ -130,8 +132,7 @@ impl Blobs {
                     stack.push(p);
                 } else if ft.is_file() {
                     let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
-                    self.put_file(&format!("{key}/{rel}"), &p).await?;
-                    n += 1;
+                    n += self.put_file(&format!("{key}/{rel}"), &p).await?;
                 }
             }
         }

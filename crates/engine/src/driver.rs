@@ -105,6 +105,8 @@ struct Run {
     finish: Option<(ExecutionPhase, Option<Value>, Option<String>)>,
     /// The launch-plan concurrency place it holds until it closes.
     launch_plan: Option<LaunchPlanKey>,
+    /// Admission priority of its attempts inside the tenant.
+    priority: i64,
 }
 
 impl Run {
@@ -372,6 +374,7 @@ impl Driver {
         let id = (tenant.clone(), key.clone());
         *self.active.entry(tenant.clone()).or_default() += 1;
         let Ready { record, loaded, nodes, attempts } = *ready;
+        let priority = loaded.config.priority;
         let launch_plan = loaded
             .config
             .concurrency
@@ -451,6 +454,7 @@ impl Driver {
                 outstanding: 0,
                 finish: None,
                 launch_plan,
+                priority,
             },
         );
         self.by_key.insert(id, run);
@@ -516,13 +520,13 @@ impl Driver {
     /// An attempt asks to run: it waits in the admission queue, and says why while it waits.
     fn admit(&mut self, run: u64, node: u32, attempt: u32, grant: oneshot::Sender<()>) {
         let Some(r) = self.runs.get(&run) else { return };
-        let (tenant, demand) = (r.tenant.clone(), r.tasks[node as usize].demand);
+        let (tenant, demand, priority) = (r.tenant.clone(), r.tasks[node as usize].demand, r.priority);
         let (key, node_id) = (r.key.clone(), r.state.node_id(node).to_string());
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.tickets.insert(ticket, Ticket { run, node, attempt, grant });
         self.ticket_of.insert((run, node, attempt), ticket);
-        self.scheduler.enqueue(&tenant, ticket, demand, 0);
+        self.scheduler.enqueue(&tenant, ticket, demand, priority);
         self.dispatch();
         if self.tickets.contains_key(&ticket) {
             let reason = self.scheduler.why_waiting(&tenant, demand);

@@ -135,7 +135,7 @@ impl Launcher {
                 let running =
                     store.unfinished_of_launch_plan(&new.key.project, &new.key.domain, &c.launch_plan).await?;
                 if running >= i64::from(c.max) {
-                    return Err(LaunchError::Skipped(format!(
+                    return Err(LaunchError::Refused(format!(
                         "launch plan `{}` already has {running} of at most {} executions running (concurrency policy skip)",
                         c.launch_plan, c.max
                     )));

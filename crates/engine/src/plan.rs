@@ -79,15 +79,26 @@ fn exceeds_max(spec: &TaskSpec, max: &ResourceListSpec) -> Result<Option<String>
     Ok(None)
 }
 
-/// Refuses a workflow with a task above the maximum resources, or that could never run
-/// within its tenant's whole quota (both after default resources are applied).
+/// Refuses a launch when its tenant's stored bytes have reached their quota, or a workflow with
+/// a task above the maximum resources or that could never run within its tenant's whole quota
+/// (both after default resources are applied).
 async fn check_tasks(
     store: &TenantStore<'_>,
     key: &ExecutionKey,
     wf: &CompiledWorkflow,
     config: &RunConfig,
 ) -> Result<(), LaunchError> {
-    let quota = Quota::from_record(&store.quota().await?, "");
+    let record = store.quota().await?;
+    if let Some(max) = record.stored_bytes {
+        let used = store.stored_bytes().await?;
+        if used >= max {
+            return Err(LaunchError::Refused(format!(
+                "quota: stored bytes {used}/{max} in use (tenant {}); nothing more can be stored until the quota is raised",
+                store.tenant_id()
+            )));
+        }
+    }
+    let quota = Quota::from_record(&record, "");
     let limited = quota.cpu_millis.is_some() || quota.memory_bytes.is_some() || quota.running_tasks.is_some();
     let attrs = &config.effective.attributes;
     if !limited && attrs.max_resources.is_none() {
@@ -142,7 +153,17 @@ pub struct RunConfig {
     pub concurrency: Option<Concurrency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<i64>,
+    /// Inside its tenant, attempts of higher-priority executions are admitted first.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i64,
 }
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// The priorities a request may ask for.
+pub const PRIORITIES: std::ops::RangeInclusive<i64> = -100..=100;
 
 impl RunConfig {
     /// The config an execution was created with (the defaults for one created before them).
@@ -194,8 +215,8 @@ pub enum LaunchError {
     NotFound(String),
     /// The execution name is taken.
     Conflict(String),
-    /// Refused by the launch plan's concurrency policy (`skip`).
-    Skipped(String),
+    /// Refused by a policy: the launch plan's concurrency (`skip`), or the tenant's stored-bytes quota.
+    Refused(String),
     Store(String),
 }
 
@@ -229,6 +250,8 @@ pub struct Launch {
     pub relaunch_of: Option<String>,
     /// The schedule tick that launched it.
     pub scheduled_at: Option<i64>,
+    /// Admission priority inside the tenant (-100..=100, default 0).
+    pub priority: i64,
 }
 
 /// Parses a registered document's canonical JSON (which carries `kind`) into its spec type.
@@ -280,6 +303,9 @@ pub async fn prepare(store: &TenantStore<'_>, l: &Launch) -> Result<NewExecution
     if let Some(v) = request.check("").0.into_iter().next() {
         return Err(invalid(v.field, v.message));
     }
+    if !PRIORITIES.contains(&l.priority) {
+        return Err(invalid("priority", format!("expected -100..=100, got {}", l.priority)));
+    }
     let effective =
         effective_attributes(store, p, d, &wf_ref.name, lp.as_ref().map(|(s, v)| (s, v.as_str())), Some(&request))
             .await?;
@@ -289,6 +315,7 @@ pub async fn prepare(store: &TenantStore<'_>, l: &Launch) -> Result<NewExecution
             s.concurrency.map(|c| Concurrency { launch_plan: s.name.clone(), max: c.max, policy: c.policy })
         }),
         scheduled_at: l.scheduled_at,
+        priority: l.priority,
     };
     check_tasks(store, &l.key, &compiled, &config).await?;
     Ok(NewExecution {

@@ -84,12 +84,13 @@ async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) {
         labels: Default::default(),
         relaunch_of: None,
         scheduled_at: Some(due.tick),
+        priority: 0,
     };
     let (mut outcome, execution) = match launcher.launch(&store, &l).await {
         Ok(_) => ("started".to_string(), Some(name)),
         // Fired before: by another server, or by this one just before a crash.
         Err(LaunchError::Conflict(_)) => ("started".to_string(), Some(name)),
-        Err(LaunchError::Skipped(m)) => (format!("skipped: {m}"), None),
+        Err(LaunchError::Refused(m)) => (format!("skipped: {m}"), None),
         Err(LaunchError::Invalid { field, message }) => (format!("failed: {field}: {message}"), None),
         Err(LaunchError::NotFound(m)) => (format!("failed: {m}"), None),
         Err(LaunchError::Store(e)) => {

@@ -38,3 +38,11 @@ CREATE TABLE launch_plan_states (
 );
 -- The schedule loop looks for due ticks across tenants by time.
 CREATE INDEX launch_plan_states_due ON launch_plan_states (next_fire_at);
+
+-- Bytes each tenant keeps in blob storage, counted when an attempt finishes (in the same
+-- transaction, so once), for the `stored_bytes` quota.
+ALTER TABLE attempts ADD COLUMN stored_bytes BIGINT;
+CREATE TABLE tenant_storage (
+    tenant_id    TEXT PRIMARY KEY,
+    stored_bytes BIGINT NOT NULL
+);

@@ -93,6 +93,8 @@ pub struct AttemptRecord {
     pub peak_memory_bytes: Option<i64>,
     /// How long the task's process ran, in microseconds.
     pub process_us: Option<i64>,
+    /// Bytes it stored in blob storage.
+    pub stored_bytes: Option<i64>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
 }
@@ -107,6 +109,8 @@ pub struct AttemptEnd {
     pub cpu_ms: Option<i64>,
     pub peak_memory_bytes: Option<i64>,
     pub process_us: Option<i64>,
+    /// Bytes the attempt stored in blob storage (inputs and outputs records, files, log).
+    pub stored_bytes: Option<i64>,
 }
 
 /// The node's state after an attempt ended.
@@ -175,6 +179,7 @@ fn attempt_from_row(r: &AnyRow) -> Result<AttemptRecord> {
         cpu_ms: r.try_get("cpu_ms")?,
         peak_memory_bytes: r.try_get("peak_memory_bytes")?,
         process_us: r.try_get("process_us")?,
+        stored_bytes: r.try_get("stored_bytes")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
     })
@@ -579,7 +584,7 @@ async fn finish_attempt(
     update: &NodeUpdate,
 ) -> Result<bool> {
     let r = node_query(&format!(
-        "UPDATE attempts SET phase = $7, error_kind = $8, message = $9, exit_code = $10, cpu_ms = $11, peak_memory_bytes = $12, finished_at = $13, process_us = $14 \
+        "UPDATE attempts SET phase = $7, error_kind = $8, message = $9, exit_code = $10, cpu_ms = $11, peak_memory_bytes = $12, finished_at = $13, process_us = $14, stored_bytes = $15 \
          WHERE {KEY} AND execution = $4 AND node = $5 AND attempt = $6 AND phase = 'RUNNING'"
     ), tenant, k, node)
     .bind(attempt)
@@ -591,10 +596,22 @@ async fn finish_attempt(
     .bind(end.peak_memory_bytes)
     .bind(now_ms())
     .bind(end.process_us)
+    .bind(end.stored_bytes)
     .execute(&mut **tx)
     .await?;
     if r.rows_affected() == 0 {
         return Ok(false);
+    }
+    // Counted once, with the attempt's one finish.
+    if let Some(b) = end.stored_bytes.filter(|b| *b > 0) {
+        sqlx::query(
+            "INSERT INTO tenant_storage (tenant_id, stored_bytes) VALUES ($1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET stored_bytes = tenant_storage.stored_bytes + $2",
+        )
+        .bind(tenant)
+        .bind(b)
+        .execute(&mut **tx)
+        .await?;
     }
     update_node(tx, tenant, k, node, update).await?;
     Ok(true)

@@ -19,6 +19,15 @@ impl TenantStore<'_> {
     pub async fn quota(&self) -> Result<crate::QuotaRecord> {
         self.store.platform().get_quota(&self.tenant).await
     }
+
+    /// Bytes this tenant's attempts have stored in blob storage.
+    pub async fn stored_bytes(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT stored_bytes FROM tenant_storage WHERE tenant_id = $1")
+            .bind(&self.tenant)
+            .fetch_optional(&self.store.read)
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
 }
 
 pub(crate) fn project_from_row(r: &AnyRow) -> Result<Project> {

@@ -115,6 +115,9 @@ pub struct RunArgs {
     /// Most nodes running at once.
     #[arg(long)]
     pub max_parallelism: Option<u32>,
+    /// Admission priority inside the tenant, -100..=100 (higher first).
+    #[arg(long, allow_hyphen_values = true)]
+    pub priority: Option<i64>,
     /// Wait for the end, showing progress; exit 1 unless it succeeds.
     #[arg(long, short = 'w')]
     pub wait: bool,

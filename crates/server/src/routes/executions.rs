@@ -49,6 +49,10 @@ pub struct LaunchBody {
     /// Labels for the execution, over those set by attributes.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Admission priority inside the tenant, -100..=100 (default 0): when the tenant's quota
+    /// or the executor is contended, higher goes first, then first come first served.
+    #[serde(default)]
+    pub priority: i64,
 }
 
 /// `POST /api/v1/executions`: the same, with the project and domain in the body. The fields are
@@ -71,6 +75,8 @@ pub struct CreateExecution {
     pub max_parallelism: Option<u32>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub priority: i64,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -168,7 +174,7 @@ pub(crate) fn launch_error(e: LaunchError) -> ApiError {
         LaunchError::Invalid { field, message } => ApiError::invalid(&field, message),
         LaunchError::NotFound(m) => ApiError::not_found(m),
         LaunchError::Conflict(m) => ApiError::new(Code::AlreadyExists, m),
-        LaunchError::Skipped(m) => ApiError::new(Code::Conflict, m),
+        LaunchError::Refused(m) => ApiError::new(Code::Conflict, m),
         LaunchError::Store(m) => {
             tracing::error!(error = %m, "launch failed");
             ApiError::internal()
@@ -213,6 +219,7 @@ async fn launch(
         labels: b.labels,
         relaunch_of: None,
         scheduled_at: None,
+        priority: b.priority,
     };
     let e = s.engine.launch(&scope, &l).await.map_err(launch_error)?;
     created(&scope, e).await
@@ -260,6 +267,7 @@ pub async fn create_flat(
         inputs: b.inputs,
         max_parallelism: b.max_parallelism,
         labels: b.labels,
+        priority: b.priority,
     };
     launch(&s, &who, &b.project, &b.domain, body).await
 }

@@ -98,6 +98,8 @@ pub struct UsageView {
     pub running_executions: u64,
     /// Attempts of this tenant waiting for admission.
     pub waiting_tasks: u64,
+    /// Bytes its attempts have stored (inputs and outputs records, files, logs).
+    pub stored_bytes: String,
 }
 
 impl QuotaBody {
@@ -126,11 +128,12 @@ impl QuotaBody {
     }
 }
 
-async fn quota_view(s: &AppState, tenant: &Tenant, q: QuotaRecord) -> QuotaView {
+async fn quota_view(s: &AppState, tenant: &Tenant, q: QuotaRecord) -> ApiResult<QuotaView> {
     use tf_engine::scheduler::{cpu, memory, Quota};
     let effective = Quota::from_record(&q, &tenant.tier);
     let u = s.engine.usage(&tenant.id).await;
-    QuotaView {
+    let stored = s.store.tenant(&tenant.id).stored_bytes().await?;
+    Ok(QuotaView {
         tenant: tenant.id.clone(),
         cpu: q.cpu_millis.map(|m| cpu(m as u64)),
         memory: q.memory_bytes.map(|b| memory(b as u64)),
@@ -144,8 +147,9 @@ async fn quota_view(s: &AppState, tenant: &Tenant, q: QuotaRecord) -> QuotaView 
             running_tasks: u.tasks,
             running_executions: u.executions,
             waiting_tasks: u.waiting,
+            stored_bytes: memory(stored.max(0) as u64),
         },
-    }
+    })
 }
 
 async fn existing(s: &AppState, id: &str) -> ApiResult<Tenant> {
@@ -156,7 +160,7 @@ async fn existing(s: &AppState, id: &str) -> ApiResult<Tenant> {
 pub async fn get_quota(State(s): State<AppState>, PathParams(id): PathParams<String>) -> ApiResult<Json<QuotaView>> {
     let t = existing(&s, &id).await?;
     let q = s.store.platform().get_quota(&id).await?;
-    Ok(Json(quota_view(&s, &t, q).await))
+    Ok(Json(quota_view(&s, &t, q).await?))
 }
 
 pub async fn put_quota(
@@ -168,5 +172,5 @@ pub async fn put_quota(
     let q = b.to_record()?;
     s.store.platform().set_quota(&id, &q).await?;
     s.engine.set_quota(&id, &t.tier, &q);
-    Ok(Json(quota_view(&s, &t, q).await))
+    Ok(Json(quota_view(&s, &t, q).await?))
 }

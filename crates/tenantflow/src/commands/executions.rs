@@ -57,6 +57,9 @@ pub async fn run(c: &Client, a: &RunArgs, format: Format) -> Result<(), CliError
     if let Some(n) = &a.name {
         body["name"] = json!(n);
     }
+    if let Some(p) = a.priority {
+        body["priority"] = json!(p);
+    }
     if let Some(p) = a.max_parallelism {
         body["max_parallelism"] = json!(p);
     }

@@ -74,10 +74,20 @@ on_every_backend!(quotas_are_never_exceeded_and_waiting_work_says_why, |srv| {
         "cpu 1 / 500m each: exactly two at a time"
     );
     let (_, u) = srv.get("/api/v1/tenants/team-alpha/quota").await;
+    let stored = u["usage"]["stored_bytes"].clone();
+    assert!(stored.as_str().is_some_and(|b| b != "0"), "logs and records were counted: {u}");
     assert_eq!(
         u["usage"],
-        json!({"cpu": "0", "memory": "0", "running_tasks": 0, "running_executions": 0, "waiting_tasks": 0})
+        json!({"cpu": "0", "memory": "0", "running_tasks": 0, "running_executions": 0, "waiting_tasks": 0, "stored_bytes": stored})
     );
+    // Stored bytes at their quota: launches are refused until it is raised.
+    let (s, q) = srv.put("/api/v1/tenants/team-alpha/quota", &json!({"stored_bytes": 10})).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    let (s, e) =
+        srv.post("/api/v1/executions/ml-alpha/development", &json!({"workflow": "wide", "name": "full"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("quota: stored bytes"), "{e}");
+    assert_eq!(srv.get("/api/v1/executions/ml-alpha/development/full").await.0, StatusCode::NOT_FOUND);
 
     // One running execution at a time: the second stays QUEUED until the first ends.
     let (s, q) = srv.put("/api/v1/tenants/team-alpha/quota", &json!({"running_executions": 1})).await;
@@ -98,5 +108,30 @@ on_every_backend!(quotas_are_never_exceeded_and_waiting_work_says_why, |srv| {
     let (_, n2) = srv.get("/api/v1/executions/ml-alpha/development/e2/nodes").await;
     let e2_start = n2.as_array().unwrap().iter().filter_map(|n| n["started_at"].as_i64()).min().unwrap();
     assert!(e2_start >= e1_end, "e2 ran only after e1 ended ({e2_start} < {e1_end})");
+
+    // Priority inside the tenant: one task at a time; a later, higher-priority execution's
+    // attempts go before the earlier one's waiting attempts.
+    let (s, q) = srv.put("/api/v1/tenants/team-alpha/quota", &json!({"running_tasks": 1})).await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    let (s, e) =
+        srv.post("/api/v1/executions/ml-alpha/development", &json!({"workflow": "wide", "priority": 101})).await;
+    assert!(s == StatusCode::BAD_REQUEST && e.to_string().contains("priority"), "{e}");
+    launch(&srv, "ml-alpha", "development", json!({"workflow": "wide", "name": "lo"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    launch(&srv, "ml-alpha", "development", json!({"workflow": "wide", "name": "hi", "priority": 10})).await;
+    wait_done(&srv, "ml-alpha", "development", "lo", 60).await;
+    wait_done(&srv, "ml-alpha", "development", "hi", 60).await;
+    let starts = |name: &'static str| {
+        let srv = &srv;
+        async move {
+            let (_, ns) = srv.get(&format!("/api/v1/executions/ml-alpha/development/{name}/nodes")).await;
+            let mut v: Vec<i64> = ns.as_array().unwrap().iter().filter_map(|n| n["started_at"].as_i64()).collect();
+            v.sort();
+            v
+        }
+    };
+    let (lo, hi) = (starts("lo").await, starts("hi").await);
+    let lo_after_hi = lo.iter().filter(|t| **t > *hi.last().unwrap()).count();
+    assert!(lo_after_hi >= 4, "high priority went first: lo {lo:?}, hi {hi:?}");
     srv.stop().await;
 });
