@@ -86,7 +86,19 @@ async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) {
         scheduled_at: Some(due.tick),
         priority: 0,
     };
-    let (mut outcome, execution) = match launcher.launch(&store, &l).await {
+    let archived = match store.get_project(&st.project).await {
+        Ok(p) => p.is_none_or(|p| p.state == tf_store::ProjectState::Archived),
+        Err(e) => {
+            tracing::warn!(tenant = %d.tenant, launch_plan = %st.name, error = %e, "cannot fire a schedule tick; retrying");
+            return;
+        }
+    };
+    let launched = if archived {
+        Err(LaunchError::Refused(format!("project `{}` is archived and read-only", st.project)))
+    } else {
+        launcher.launch(&store, &l).await
+    };
+    let (mut outcome, execution) = match launched {
         Ok(_) => ("started".to_string(), Some(name)),
         // Fired before: by another server, or by this one just before a crash.
         Err(LaunchError::Conflict(_)) => ("started".to_string(), Some(name)),
