@@ -433,6 +433,9 @@ impl TenantStore<'_> {
     ) -> Result<bool> {
         let mut tx = self.store.write.begin().await?;
         let done = finish_attempt(&mut tx, &self.tenant, k, node, attempt, end, update).await?;
+        if let Some(b) = end.stored_bytes.filter(|b| done && *b > 0) {
+            add_stored(&mut tx, &self.tenant, b).await?;
+        }
         tx.commit().await?;
         Ok(done)
     }
@@ -602,19 +605,21 @@ async fn finish_attempt(
     if r.rows_affected() == 0 {
         return Ok(false);
     }
-    // Counted once, with the attempt's one finish.
-    if let Some(b) = end.stored_bytes.filter(|b| *b > 0) {
-        sqlx::query(
-            "INSERT INTO tenant_storage (tenant_id, stored_bytes) VALUES ($1, $2) \
-             ON CONFLICT (tenant_id) DO UPDATE SET stored_bytes = tenant_storage.stored_bytes + $2",
-        )
-        .bind(tenant)
-        .bind(b)
-        .execute(&mut **tx)
-        .await?;
-    }
     update_node(tx, tenant, k, node, update).await?;
     Ok(true)
+}
+
+/// Adds to a tenant's stored bytes.
+async fn add_stored(tx: &mut Tx<'_>, tenant: &str, bytes: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tenant_storage (tenant_id, stored_bytes) VALUES ($1, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET stored_bytes = tenant_storage.stored_bytes + $2",
+    )
+    .bind(tenant)
+    .bind(bytes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn set_phase(
@@ -705,6 +710,7 @@ impl crate::Store {
     /// Applies ops in order in one transaction: all of them or none.
     pub async fn apply_execution_ops(&self, ops: &[TenantOp]) -> Result<()> {
         let mut tx = self.write.begin().await?;
+        let mut stored: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
         for t in ops {
             let tenant = t.tenant.as_str();
             match &t.op {
@@ -712,7 +718,12 @@ impl crate::Store {
                     start_attempt(&mut tx, tenant, key, node, *attempt, log_path).await?
                 }
                 ExecutionOp::FinishAttempt { key, node, attempt, end, update } => {
-                    finish_attempt(&mut tx, tenant, key, node, *attempt, end, update).await?;
+                    // Stored bytes count once, with the attempt's one finish.
+                    if finish_attempt(&mut tx, tenant, key, node, *attempt, end, update).await? {
+                        if let Some(b) = end.stored_bytes.filter(|b| *b > 0) {
+                            *stored.entry(tenant).or_default() += b;
+                        }
+                    }
                 }
                 ExecutionOp::Node { key, node, update } => update_node(&mut tx, tenant, key, node, update).await?,
                 ExecutionOp::NodeWaiting { key, node, reason } => {
@@ -725,6 +736,10 @@ impl crate::Store {
                     catalog_put(&mut tx, tenant, key, outputs, execution, node).await?
                 }
             }
+        }
+        // One update per tenant per batch, in the batch's transaction.
+        for (tenant, b) in stored {
+            add_stored(&mut tx, tenant, b).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -185,7 +185,13 @@ async fn executions_record_attempts_once_and_stay_in_their_tenant() {
         assert!(t.set_execution_phase(&key("e1"), "RUNNING", None, None, false).await.unwrap());
         t.start_attempt(&key("e1"), "load", 1, "/logs/1").await.unwrap();
         assert!(matches!(t.start_attempt(&key("e1"), "load", 1, "/logs/1").await, Err(tf_store::Error::Conflict(_))));
-        let end = AttemptEnd { phase: "SUCCEEDED".into(), exit_code: Some(0), cpu_ms: Some(12), ..Default::default() };
+        let end = AttemptEnd {
+            phase: "SUCCEEDED".into(),
+            exit_code: Some(0),
+            cpu_ms: Some(12),
+            stored_bytes: Some(100),
+            ..Default::default()
+        };
         let upd = NodeUpdate {
             phase: "SUCCEEDED".into(),
             outputs: Some(json!({"rows": 3})),
@@ -197,6 +203,7 @@ async fn executions_record_attempts_once_and_stay_in_their_tenant() {
             !t.finish_attempt(&key("e1"), "load", 1, &end, &upd).await.unwrap(),
             "a finished attempt is never recorded twice"
         );
+        assert_eq!(t.stored_bytes().await.unwrap(), 100, "its stored bytes count once");
         let a = t.attempts(&key("e1"), "load").await.unwrap();
         assert_eq!((a.len(), a[0].phase.as_str(), a[0].cpu_ms), (1, "SUCCEEDED", Some(12)));
         let n = &t.node_executions(&key("e1")).await.unwrap()[0];
