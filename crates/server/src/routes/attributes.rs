@@ -179,51 +179,36 @@ pub async fn delete_project_domain(
     delete_at(&s, Level::ProjectDomain, &p, &d, "").await
 }
 
-pub async fn get_workflow(
-    State(s): State<AppState>,
-    PathParams((p, d, n)): PathParams<(String, String, String)>,
-) -> ApiResult<Json<AttributesView>> {
-    get_at(&s, Level::Workflow, &p, &d, &n).await
+/// The handlers of a level addressed by project, domain and name.
+macro_rules! named_level {
+    ($level:expr, $get:ident, $put:ident, $delete:ident) => {
+        pub async fn $get(
+            State(s): State<AppState>,
+            PathParams((p, d, n)): PathParams<(String, String, String)>,
+        ) -> ApiResult<Json<AttributesView>> {
+            get_at(&s, $level, &p, &d, &n).await
+        }
+
+        pub async fn $put(
+            State(s): State<AppState>,
+            Extension(who): Extension<Principal>,
+            PathParams((p, d, n)): PathParams<(String, String, String)>,
+            JsonBody(b): JsonBody<PutAttributes>,
+        ) -> ApiResult<Json<AttributesView>> {
+            put_at(&s, &who, $level, (&p, &d, &n), b).await
+        }
+
+        pub async fn $delete(
+            State(s): State<AppState>,
+            PathParams((p, d, n)): PathParams<(String, String, String)>,
+        ) -> ApiResult<Json<AttributesView>> {
+            delete_at(&s, $level, &p, &d, &n).await
+        }
+    };
 }
 
-pub async fn put_workflow(
-    State(s): State<AppState>,
-    Extension(who): Extension<Principal>,
-    PathParams((p, d, n)): PathParams<(String, String, String)>,
-    JsonBody(b): JsonBody<PutAttributes>,
-) -> ApiResult<Json<AttributesView>> {
-    put_at(&s, &who, Level::Workflow, (&p, &d, &n), b).await
-}
-
-pub async fn delete_workflow(
-    State(s): State<AppState>,
-    PathParams((p, d, n)): PathParams<(String, String, String)>,
-) -> ApiResult<Json<AttributesView>> {
-    delete_at(&s, Level::Workflow, &p, &d, &n).await
-}
-
-pub async fn get_launch_plan(
-    State(s): State<AppState>,
-    PathParams((p, d, n)): PathParams<(String, String, String)>,
-) -> ApiResult<Json<AttributesView>> {
-    get_at(&s, Level::LaunchPlan, &p, &d, &n).await
-}
-
-pub async fn put_launch_plan(
-    State(s): State<AppState>,
-    Extension(who): Extension<Principal>,
-    PathParams((p, d, n)): PathParams<(String, String, String)>,
-    JsonBody(b): JsonBody<PutAttributes>,
-) -> ApiResult<Json<AttributesView>> {
-    put_at(&s, &who, Level::LaunchPlan, (&p, &d, &n), b).await
-}
-
-pub async fn delete_launch_plan(
-    State(s): State<AppState>,
-    PathParams((p, d, n)): PathParams<(String, String, String)>,
-) -> ApiResult<Json<AttributesView>> {
-    delete_at(&s, Level::LaunchPlan, &p, &d, &n).await
-}
+named_level!(Level::Workflow, get_workflow, put_workflow, delete_workflow);
+named_level!(Level::LaunchPlan, get_launch_plan, put_launch_plan, delete_launch_plan);
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -33,7 +33,7 @@ fn wide_bundle() -> String {
     s
 }
 
-/// The guide's block for ml-alpha, as the API takes it (the CLI's `apply` converts the YAML).
+/// The guide's block for ml-alpha, as the API shows it.
 fn seed_attributes(domain: &str, parallelism: u32) -> Value {
     json!({"attributes": {
         "cluster_label": "team-alpha-cluster",
@@ -57,12 +57,27 @@ async fn attributes_bound_parallelism_and_name_their_sources() {
 }
 
 async fn run(srv: &TestServer) {
-    srv.project("ml-alpha", "team-alpha", &["development", "production"]).await;
+    // The guide's file, applied as written: projects, roles, quotas and the `admin:` block.
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/seed-access.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args(["apply", "-f", seed])
+        .env("TENANTFLOW_URL", &srv.base)
+        .env("TENANTFLOW_TOKEN", &srv.admin)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("attributes/ml-alpha/production set"), "{text}");
     assert_eq!(srv.register("ml-alpha", "development", "v1", &wide_bundle()).await.0, StatusCode::CREATED);
     assert_eq!(srv.register("ml-alpha", "production", "v1", &wide_bundle()).await.0, StatusCode::CREATED);
+    let path = "/api/v1/project_domain_attributes/ml-alpha/development";
+    let (s, a) = srv.get(path).await;
+    assert_eq!((s, &a["attributes"]), (StatusCode::OK, &seed_attributes("development", 10)["attributes"]), "{a}");
+    let (_, a) = srv.put(path, &seed_attributes("development", 10)).await;
+    assert_eq!(a["result"], "unchanged", "the same attributes through the API: {a}");
 
     // Bad input names the field; nothing is stored.
-    let path = "/api/v1/project_domain_attributes/ml-alpha/development";
     for (body, field) in [
         (json!({"attributes": {"max_parallelism": 0}}), "attributes.max_parallelism"),
         (json!({"attributes": {"queue_tags": ["a b"]}}), "attributes.queue_tags[0]"),
@@ -74,21 +89,16 @@ async fn run(srv: &TestServer) {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
         assert!(e.to_string().contains(field), "{body}: {e}");
     }
-    let (s, a) = srv.get(path).await;
-    assert_eq!((s, &a["attributes"]), (StatusCode::OK, &json!({})), "nothing stored: {a}");
+    let (_, after) = srv.get(path).await;
+    assert_eq!(after["attributes"], a["attributes"], "nothing stored by bad input");
     let (s, e) = srv.put("/api/v1/workflow_attributes/ml-alpha/development/nope", &json!({"attributes": {}})).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
-    let (s, e) = srv.get("/api/v1/project_domain_attributes/ml-alpha/staging").await;
+    let (s, e) = srv.get("/api/v1/project_domain_attributes/ml-alpha/qa").await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let (s, e) = srv.get("/api/v1/project_domain_attributes/ml-alpha/staging").await;
+    assert_eq!((s, &e["attributes"]), (StatusCode::OK, &json!({})), "a level without attributes is empty: {e}");
 
-    // The guide's settings, and a project-wide environment under them.
-    for (domain, p) in [("development", 10), ("production", 5)] {
-        let (s, a) =
-            srv.put(&format!("/api/v1/project_domain_attributes/ml-alpha/{domain}"), &seed_attributes(domain, p)).await;
-        assert_eq!((s, a["result"].as_str()), (StatusCode::OK, Some("updated")), "{a}");
-    }
-    let (_, a) = srv.put(path, &seed_attributes("development", 10)).await;
-    assert_eq!(a["result"], "unchanged", "same attributes again: {a}");
+    // A project-wide environment under the guide's settings.
     let (s, a) = srv
         .put(
             "/api/v1/project_attributes/ml-alpha",
