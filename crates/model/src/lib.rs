@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod spec;
 pub mod types;
 pub mod violation;
+pub mod workspace;
 
 pub use attributes::{Attributes, Effective, Level};
 pub use bundle::{parse_bundle, Bundle, Document};
