@@ -16,6 +16,7 @@ mod platform;
 mod records;
 mod schedules;
 mod tenant;
+mod workspaces;
 
 pub use access::RoleStore;
 pub use attributes::{AttributesRecord, AttributesScope};
@@ -33,6 +34,7 @@ pub use records::{
 };
 pub use schedules::{Activation, DueSchedule, Fired, LaunchPlanState};
 pub use tenant::TenantStore;
+pub use workspaces::WorkspaceRecord;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

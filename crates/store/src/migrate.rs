@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "attributes_schedules",
         sql: include_str!("../migrations/0008_attributes_schedules.sql"),
     },
+    Migration { version: 9, name: "workspaces", sql: include_str!("../migrations/0009_workspaces.sql") },
 ];
 
 const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"

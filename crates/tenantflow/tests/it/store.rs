@@ -273,3 +273,36 @@ async fn executions_record_attempts_once_and_stay_in_their_tenant() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspace_declarations_move_generations_only_on_change() {
+    each(async |store: Store| {
+        let p = store.platform();
+        let spec = serde_json::json!({"name": "Customer Churn Analysis", "members": []});
+        let (w, changed) = p.declare_workspace("ws-churn", &spec).await.unwrap();
+        assert!(changed);
+        assert_eq!((w.generation, w.observed_generation, w.state.as_str()), (1, 0, "active"));
+        let (w, changed) = p.declare_workspace("ws-churn", &spec).await.unwrap();
+        assert!(!changed, "the same declaration again writes nothing");
+        assert_eq!(w.generation, 1);
+        assert_eq!(p.pending_workspaces(10).await.unwrap().len(), 1);
+
+        // A change made while generation 1 converged is not marked done by it.
+        let spec2 = serde_json::json!({"name": "Churn v2", "members": []});
+        assert!(p.declare_workspace("ws-churn", &spec2).await.unwrap().1);
+        assert!(!p.workspace_converged("ws-churn", 1).await.unwrap());
+        p.workspace_failed("ws-churn", 2, "store unavailable").await.unwrap();
+        assert_eq!(
+            p.get_workspace("ws-churn").await.unwrap().unwrap().last_error.as_deref(),
+            Some("store unavailable")
+        );
+        assert!(p.workspace_converged("ws-churn", 2).await.unwrap());
+        let w = p.get_workspace("ws-churn").await.unwrap().unwrap();
+        assert_eq!((w.generation, w.observed_generation, w.last_error), (2, 2, None));
+        assert!(p.pending_workspaces(10).await.unwrap().is_empty(), "nothing pending once converged");
+        assert!(!p.workspace_converged("ws-churn", 2).await.unwrap(), "marked once");
+        let page = p.list_workspaces(&PageRequest::default()).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+    })
+    .await;
+}
