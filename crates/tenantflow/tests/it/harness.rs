@@ -48,7 +48,15 @@ impl TestDb {
             Backend::Sqlite => None,
             Backend::Postgres => {
                 let admin = std::env::var("TENANTFLOW_TEST_DATABASE_URL").expect("postgres url");
-                let name = format!("tf_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+                // Unique across runs too: a reused PostgreSQL may keep an earlier run's databases,
+                // and process ids repeat.
+                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+                let name = format!(
+                    "tf_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    nanos % 1_000_000_000_000
+                );
                 sqlx::any::install_default_drivers();
                 let mut conn =
                     <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to test postgres");
