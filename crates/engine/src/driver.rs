@@ -91,6 +91,10 @@ type Id = (String, ExecutionKey);
 /// A launch plan's concurrency group: tenant, project, domain and plan name (any version).
 type LaunchPlanKey = (String, String, String, String);
 
+fn launch_plan_key(tenant: &str, key: &ExecutionKey, c: &plan::Concurrency) -> LaunchPlanKey {
+    (tenant.to_string(), key.project.clone(), key.domain.clone(), c.launch_plan.clone())
+}
+
 struct Run {
     tenant: String,
     key: ExecutionKey,
@@ -331,7 +335,7 @@ impl Driver {
         };
         let mut pending_abort = pending_abort;
         if let Some(c) = ready.loaded.config.concurrency.clone() {
-            let lp: LaunchPlanKey = (tenant.clone(), key.project.clone(), key.domain.clone(), c.launch_plan.clone());
+            let lp = launch_plan_key(&tenant, &key, &c);
             let running = self.lp_active.get(&lp).copied().unwrap_or(0);
             let aborting = pending_abort.is_some() || ready.record.abort_requested.is_some();
             // A resumed execution (RUNNING before a restart) keeps its place.
@@ -375,11 +379,7 @@ impl Driver {
         *self.active.entry(tenant.clone()).or_default() += 1;
         let Ready { record, loaded, nodes, attempts } = *ready;
         let priority = loaded.config.priority;
-        let launch_plan = loaded
-            .config
-            .concurrency
-            .as_ref()
-            .map(|c| (tenant.clone(), key.project.clone(), key.domain.clone(), c.launch_plan.clone()));
+        let launch_plan = loaded.config.concurrency.as_ref().map(|c| launch_plan_key(&tenant, &key, c));
         let ts = self.ctx.store.tenant(&tenant);
         let interfaces = loaded.tasks.iter().map(|t| (t.interface.clone(), t.spec.retries)).collect();
         let inputs = record.inputs.as_object().cloned().unwrap_or_default();
@@ -725,18 +725,15 @@ impl Driver {
             }
         });
         if let Some(lp) = &r.launch_plan {
-            if let Some(n) = self.lp_active.get_mut(lp) {
-                *n = n.saturating_sub(1);
-            }
-            // The next queued run of the plan takes the place.
             match self.lp_parked.get_mut(lp).and_then(VecDeque::pop_front) {
-                Some((key, ready, abort)) => {
-                    *self.lp_active.entry(lp.clone()).or_default() += 1;
-                    self.admit_execution(r.tenant.clone(), key, ready, abort);
-                }
+                // The next queued run of the plan takes over the place.
+                Some((key, ready, abort)) => self.admit_execution(r.tenant.clone(), key, ready, abort),
                 None => {
-                    if self.lp_active.get(lp) == Some(&0) {
-                        self.lp_active.remove(lp);
+                    if let Some(n) = self.lp_active.get_mut(lp) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            self.lp_active.remove(lp);
+                        }
                     }
                     self.lp_parked.remove(lp);
                 }

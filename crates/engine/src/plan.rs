@@ -263,19 +263,38 @@ pub fn spec_of<T: serde::de::DeserializeOwned>(spec: &Value) -> Result<T, String
     serde_json::from_value(v).map_err(|e| format!("stored document does not parse: {e}"))
 }
 
+/// A launch plan version as registered, with the workflow version it runs.
+pub struct ResolvedPlan {
+    pub spec: LaunchPlanSpec,
+    pub version: String,
+    pub workflow: EntityRef,
+}
+
+/// Finds a launch plan (the latest version unless one is given).
+pub async fn resolve_launch_plan(
+    store: &TenantStore<'_>,
+    project: &str,
+    domain: &str,
+    name: &str,
+    version: Option<&str>,
+) -> Result<ResolvedPlan, LaunchError> {
+    let e = store
+        .get_entity(project, domain, EntityKind::LaunchPlan, name, version)
+        .await?
+        .ok_or_else(|| LaunchError::NotFound(format!("launch plan `{name}` not found in {project}/{domain}")))?;
+    let spec: LaunchPlanSpec = spec_of(&e.spec).map_err(LaunchError::Store)?;
+    let compiled: CompiledLaunchPlan = serde_json::from_value(e.compiled.clone().unwrap_or_default())
+        .map_err(|e| LaunchError::Store(e.to_string()))?;
+    Ok(ResolvedPlan { spec, version: e.version, workflow: compiled.workflow })
+}
+
 /// Resolves the target, merges and checks the inputs, and returns the execution to create.
 pub async fn prepare(store: &TenantStore<'_>, l: &Launch) -> Result<NewExecution, LaunchError> {
     let (p, d) = (&l.key.project, &l.key.domain);
     let (lp, wf_ref) = match &l.target {
         Target::LaunchPlan { name, version } => {
-            let e = store
-                .get_entity(p, d, EntityKind::LaunchPlan, name, version.as_deref())
-                .await?
-                .ok_or_else(|| LaunchError::NotFound(format!("launch plan `{name}` not found in {p}/{d}")))?;
-            let spec: LaunchPlanSpec = spec_of(&e.spec).map_err(LaunchError::Store)?;
-            let compiled: CompiledLaunchPlan = serde_json::from_value(e.compiled.clone().unwrap_or_default())
-                .map_err(|e| LaunchError::Store(e.to_string()))?;
-            (Some((spec, e.version)), compiled.workflow)
+            let r = resolve_launch_plan(store, p, d, name, version.as_deref()).await?;
+            (Some((r.spec, r.version)), r.workflow)
         }
         Target::Workflow { name, version } => {
             let e = store

@@ -23,26 +23,41 @@ use tokio::sync::Notify;
 const POLL: Duration = Duration::from_secs(1);
 /// Ticks fired per look.
 const BATCH: i64 = 100;
+/// Pause before retrying ticks the store could not take.
+const RETRY: Duration = Duration::from_millis(200);
 
 pub(crate) async fn run(launcher: Launcher, wake: Arc<Notify>) {
     loop {
-        let now = now_ms();
-        let mut more = false;
-        match launcher.store.due_schedules(now, BATCH).await {
-            Ok(due) => {
-                more = due.len() as i64 == BATCH;
-                for d in due {
-                    fire(&launcher, d, now).await;
-                }
+        // One look at the earliest tick; the due ones are read only when there are some.
+        let next = match launcher.store.next_schedule_tick().await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the schedules; retrying");
+                None
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read due schedules; retrying"),
+        };
+        let now = now_ms();
+        if next.is_some_and(|t| t <= now) {
+            match launcher.store.due_schedules(now, BATCH).await {
+                Ok(due) if !due.is_empty() => {
+                    let mut progressed = false;
+                    for d in due {
+                        progressed |= fire(&launcher, d, now).await;
+                    }
+                    // Look again: more may be due, or the next tick is now known. When nothing
+                    // moved (the store refused), wait a little before retrying.
+                    if !progressed {
+                        tokio::time::sleep(RETRY).await;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read due schedules; retrying"),
+            }
         }
-        if more {
-            continue;
-        }
-        let wait = match launcher.store.next_schedule_tick().await {
-            Ok(Some(t)) => Duration::from_millis((t - now_ms()).clamp(0, POLL.as_millis() as i64) as u64),
-            _ => POLL,
+        let wait = match next.filter(|t| *t > now) {
+            Some(t) => Duration::from_millis((t - now).min(POLL.as_millis() as i64) as u64),
+            None => POLL,
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -51,12 +66,12 @@ pub(crate) async fn run(launcher: Launcher, wake: Arc<Notify>) {
     }
 }
 
-/// Fires one due tick and claims it.
-async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) {
+/// Fires one due tick and claims it; false when it must be retried.
+async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) -> bool {
     let st = d.state;
     let (Some(version), Some(next), Some(schedule)) = (st.active_version.clone(), st.next_fire_at, st.schedule.clone())
     else {
-        return;
+        return false;
     };
     let store = launcher.store.tenant(&d.tenant);
     let anchor = st.anchor_at.unwrap_or(next);
@@ -69,11 +84,10 @@ async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) {
             // Cannot happen for a registered plan; stop the schedule rather than spin on it.
             let f =
                 Fired { tick: next, next_fire_at: None, outcome: format!("failed: schedule: {e}"), execution: None };
-            let _ = store.claim_tick(&st.project, &st.domain, &st.name, &version, next, &f).await;
-            return;
+            return store.claim_tick(&st.project, &st.domain, &st.name, &version, next, &f).await.is_ok();
         }
     };
-    let Some(due) = sched.due(next, now, anchor) else { return };
+    let Some(due) = sched.due(next, now, anchor) else { return false };
     let name = tick_execution_name(&st.name, due.tick);
     let l = Launch {
         key: ExecutionKey { project: st.project.clone(), domain: st.domain.clone(), name: name.clone() },
@@ -90,7 +104,7 @@ async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) {
         Ok(p) => p.is_none_or(|p| p.state == tf_store::ProjectState::Archived),
         Err(e) => {
             tracing::warn!(tenant = %d.tenant, launch_plan = %st.name, error = %e, "cannot fire a schedule tick; retrying");
-            return;
+            return false;
         }
     };
     let launched = if archived {
@@ -107,7 +121,7 @@ async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) {
         Err(LaunchError::NotFound(m)) => (format!("failed: {m}"), None),
         Err(LaunchError::Store(e)) => {
             tracing::warn!(tenant = %d.tenant, launch_plan = %st.name, error = %e, "cannot fire a schedule tick; retrying");
-            return;
+            return false;
         }
     };
     if due.missed > 0 {
@@ -115,13 +129,17 @@ async fn fire(launcher: &Launcher, d: DueSchedule, now: i64) {
     }
     let f = Fired { tick: due.tick, next_fire_at: Some(due.next), outcome: outcome.clone(), execution };
     match store.claim_tick(&st.project, &st.domain, &st.name, &version, next, &f).await {
-        Ok(true) => tracing::info!(
-            tenant = %d.tenant, project = %st.project, domain = %st.domain, launch_plan = %st.name,
-            tick = due.tick, outcome = %outcome, "schedule fired"
-        ),
-        Ok(false) => {} // another server claimed it
+        Ok(true) => {
+            tracing::info!(
+                tenant = %d.tenant, project = %st.project, domain = %st.domain, launch_plan = %st.name,
+                tick = due.tick, outcome = %outcome, "schedule fired"
+            );
+            true
+        }
+        Ok(false) => true, // another server claimed it
         Err(e) => {
-            tracing::warn!(tenant = %d.tenant, launch_plan = %st.name, error = %e, "cannot record a schedule tick")
+            tracing::warn!(tenant = %d.tenant, launch_plan = %st.name, error = %e, "cannot record a schedule tick");
+            false
         }
     }
 }

@@ -161,18 +161,18 @@ pub fn merge<'a>(layers: impl IntoIterator<Item = (String, &'a Attributes)>) -> 
     Effective { attributes, sources }
 }
 
+fn check_name(errs: &mut Violations, doc: &str, field: String, t: &str) {
+    if t.is_empty() || t.len() > 63 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        errs.push(doc, field, format!("expected 1–63 letters, digits, `-`, `_` or `.`, got `{t}`"));
+    }
+}
+
 fn check_name_list(errs: &mut Violations, doc: &str, field: &str, items: &[String]) {
     if items.len() > MAX_TAGS {
         errs.push(doc, field, format!("at most {MAX_TAGS} entries, got {}", items.len()));
     }
     for (i, t) in items.iter().enumerate() {
-        if t.is_empty() || t.len() > 63 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            errs.push(
-                doc,
-                format!("{field}[{i}]"),
-                format!("expected 1–63 letters, digits, `-`, `_` or `.`, got `{t}`"),
-            );
-        }
+        check_name(errs, doc, format!("{field}[{i}]"), t);
     }
 }
 
@@ -233,7 +233,7 @@ impl Attributes {
             check_name_list(&mut errs, doc, "queue_tags", t);
         }
         if let Some(c) = &self.cluster_label {
-            check_name_list(&mut errs, doc, "cluster_label", std::slice::from_ref(c));
+            check_name(&mut errs, doc, "cluster_label".into(), c);
         }
         if let Some(r) = &self.default_resources {
             check_resources(&mut errs, doc, "default_resources", r);
@@ -356,8 +356,6 @@ pub fn flyte_field(field: &str) -> String {
     for (ours, theirs) in MAP {
         if let Some(rest) = field.strip_prefix(ours) {
             if rest.is_empty() || rest.starts_with(['.', '[']) {
-                // `cluster_label[0]` is how a single label is checked; it has no index there.
-                let rest = if *ours == "cluster_label" { "" } else { rest };
                 return format!("{theirs}{rest}");
             }
         }

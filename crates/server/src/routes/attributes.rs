@@ -241,29 +241,18 @@ pub async fn effective(
     let mut lp: Option<(LaunchPlanSpec, String)> = None;
     let mut workflow = q.workflow.clone();
     if let Some(l) = &q.launch_plan {
-        let (name, version) = match l.split_once('@') {
-            Some((n, v)) => (n, Some(v)),
-            None => (l.as_str(), None),
-        };
-        check_id("launch_plan", name)?;
-        let e = store
-            .get_entity(&project, &domain, EntityKind::LaunchPlan, name, version)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("launch plan `{l}` not found in {project}/{domain}")))?;
-        let spec: LaunchPlanSpec = tf_engine::plan::spec_of(&e.spec).map_err(|m| {
-            tracing::error!(error = %m, "stored launch plan");
-            ApiError::internal()
-        })?;
-        let compiled: tf_model::compile::CompiledLaunchPlan =
-            serde_json::from_value(e.compiled.clone().unwrap_or_default()).map_err(|_| ApiError::internal())?;
-        if workflow.as_ref().is_some_and(|w| *w != compiled.workflow.name) {
+        let (name, version) = super::executions::split_ref("launch_plan", l)?;
+        let r = tf_engine::plan::resolve_launch_plan(&store, &project, &domain, &name, version.as_deref())
+            .await
+            .map_err(super::executions::launch_error)?;
+        if workflow.as_ref().is_some_and(|w| *w != r.workflow.name) {
             return Err(ApiError::invalid(
                 "workflow",
-                format!("launch plan `{name}` runs workflow `{}`", compiled.workflow.name),
+                format!("launch plan `{name}` runs workflow `{}`", r.workflow.name),
             ));
         }
-        workflow = Some(compiled.workflow.name.clone());
-        lp = Some((spec, e.version));
+        workflow = Some(r.workflow.name);
+        lp = Some((r.spec, r.version));
     }
     if let Some(w) = &workflow {
         check_id("workflow", w)?;

@@ -142,17 +142,20 @@ fn generated_name() -> String {
     format!("f{tail}")
 }
 
-fn target(launch_plan: &Option<String>, workflow: &Option<String>) -> ApiResult<Target> {
-    let split = |field: &str, s: &str| -> ApiResult<(String, Option<String>)> {
-        let (name, version) = tf_model::compile::split_ref(s);
-        check_id(field, name)?;
-        if let Some(v) = version {
-            if v.is_empty() {
-                return Err(ApiError::invalid(field, "expected `name` or `name@version`"));
-            }
+/// `name` or `name@version`, checked; errors name `field`.
+pub(crate) fn split_ref(field: &str, s: &str) -> ApiResult<(String, Option<String>)> {
+    let (name, version) = tf_model::compile::split_ref(s);
+    check_id(field, name)?;
+    if let Some(v) = version {
+        if v.is_empty() {
+            return Err(ApiError::invalid(field, "expected `name` or `name@version`"));
         }
-        Ok((name.to_string(), version.map(str::to_string)))
-    };
+    }
+    Ok((name.to_string(), version.map(str::to_string)))
+}
+
+fn target(launch_plan: &Option<String>, workflow: &Option<String>) -> ApiResult<Target> {
+    let split = split_ref;
     match (launch_plan, workflow) {
         (Some(lp), None) => {
             let (name, version) = split("launch_plan", lp)?;

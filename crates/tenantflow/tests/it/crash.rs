@@ -25,6 +25,17 @@ pub fn start(db: &TestDb, port: u16) -> Child {
     cmd.spawn().expect("tenantflow serve starts")
 }
 
+/// A `tenantflow serve` process over `db` on a free port, ready: (process, port, base URL,
+/// admin credential).
+pub async fn serve(db: &TestDb, http: &reqwest::Client) -> (Child, u16, String, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = start(db, port);
+    ready(http, &base).await;
+    let token = std::fs::read_to_string(db.dir.path().join("admin-token")).unwrap().trim().to_string();
+    (child, port, base, token)
+}
+
 pub async fn ready(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -59,12 +70,8 @@ async fn kill_9_mid_execution_loses_nothing() {
 
 async fn run(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut child = start(&db, port);
-    ready(&http, &base).await;
-    let token = std::fs::read_to_string(db.dir.path().join("admin-token")).unwrap().trim().to_string();
+    let (mut child, port, base, token) = serve(&db, &http).await;
     let post = |path: String, body: Value| {
         let (http, token) = (http.clone(), token.clone());
         let base = base.clone();

@@ -3,7 +3,7 @@
 //! middle — ticks missed while it was down collapse into one catch-up run, none runs twice,
 //! and nothing fires after deactivation. On SQLite and on PostgreSQL.
 
-use crate::crash::{ready, start};
+use crate::crash::{ready, serve, start};
 use crate::engine::{can_run, wait_done};
 use crate::harness::{backends, TestDb, TestServer};
 use reqwest::StatusCode;
@@ -103,12 +103,8 @@ async fn a_schedule_survives_kill_9_without_double_fire() {
     }
     for backend in backends() {
         let db = TestDb::new(backend).await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let mut child = start(&db, port);
-        ready(&http, &base).await;
-        let token = std::fs::read_to_string(db.dir.path().join("admin-token")).unwrap().trim().to_string();
+        let (mut child, port, base, token) = serve(&db, &http).await;
         let call = |method: &str, path: &str, body: Option<(&str, String)>| {
             let mut req = http.request(method.parse().unwrap(), format!("{base}{path}")).bearer_auth(&token);
             if let Some((ct, b)) = body {
