@@ -68,6 +68,13 @@ impl Serialize for Permission {
     }
 }
 
+/// The workspace guide's vocabulary: executing or terminating a workflow is launching or
+/// stopping its executions, so a role granting the former grants the latter.
+const IMPLIED: [(Permission, Permission); 2] = [
+    (Permission(Resource::Workflows, Action::Execute), Permission(Resource::Executions, Action::Execute)),
+    (Permission(Resource::Workflows, Action::Terminate), Permission(Resource::Executions, Action::Terminate)),
+];
+
 /// A set of permissions; `parse` accepts `resource:action`, `resource:*`, `*:action`, `*`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PermSet(u128);
@@ -136,6 +143,11 @@ impl PermSet {
                 set.insert(Permission(*r, *a));
             }
         }
+        for (given, implied) in IMPLIED {
+            if set.contains(given) {
+                set.insert(implied);
+            }
+        }
         Ok(set)
     }
 
@@ -186,5 +198,7 @@ mod tests {
             .contains("unknown resource `flows`"));
         assert!(PermSet::parse_one("workflows").is_err());
         assert!(Resource::ALL.len() * Action::ALL.len() <= 128);
+        let run = PermSet::parse_one("workflows:execute").unwrap();
+        assert!(run.contains(Permission(Resource::Executions, Action::Execute)), "the guide's run permission");
     }
 }

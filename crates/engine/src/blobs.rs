@@ -32,6 +32,8 @@ pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     /// `file:///abs/dir` or `s3://bucket/prefix`, without a trailing slash.
     base: String,
+    /// The directory of a local store (whose emptied directories are removed too).
+    local: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -46,7 +48,7 @@ impl Blobs {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
-        Ok(Blobs { store: Arc::new(store), base: format!("file://{}", dir.display()) })
+        Ok(Blobs { store: Arc::new(store), base: format!("file://{}", dir.display()), local: Some(dir) })
     }
 
     /// `file:///dir` or `s3://bucket[/prefix]`. S3 credentials, region and endpoint come from
@@ -75,7 +77,7 @@ impl Blobs {
                 ObjPath::parse(prefix).map_err(|e| BlobError::Config(e.to_string()))?,
             ))
         };
-        Ok(Blobs { store, base: format!("s3://{rest}") })
+        Ok(Blobs { store, base: format!("s3://{rest}"), local: None })
     }
 
     /// The prefix of one attempt's blobs.
@@ -157,6 +159,43 @@ impl Blobs {
         Ok(())
     }
 
+    /// Copies every object under `from` to the same relative key under `to` (a copy already
+    /// made is made again, harmlessly); returns how many objects.
+    pub async fn copy_prefix(&self, from: &str, to: &str) -> Result<usize> {
+        let prefix = Self::path(from)?;
+        let metas: Vec<_> = self.store.list(Some(&prefix)).collect().await;
+        let mut n = 0;
+        for m in metas {
+            let m = m?;
+            let rel: Vec<String> =
+                m.location.prefix_match(&prefix).into_iter().flatten().map(|p| p.as_ref().to_string()).collect();
+            self.store.copy(&m.location, &Self::path(&format!("{to}/{}", rel.join("/")))?).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Deletes every object under a prefix; returns how many.
+    pub async fn delete_prefix(&self, key: &str) -> Result<usize> {
+        let prefix = Self::path(key)?;
+        let metas: Vec<_> = self.store.list(Some(&prefix)).collect().await;
+        let mut n = 0;
+        for m in metas {
+            match self.store.delete(&m?.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => n += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(root) = &self.local {
+            // Objects are gone; the directories that held them go too.
+            match tokio::fs::remove_dir_all(root.join(prefix.as_ref())).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(n)
+    }
+
     /// Downloads every object under a prefix into a local directory.
     pub async fn get_dir(&self, key: &str, dest: &Path) -> Result<usize> {
         let prefix = Self::path(key)?;
@@ -193,6 +232,10 @@ mod tests {
         let out = dir.join("copy");
         b.get_file(key, &out).await.unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"hello");
+        assert_eq!(b.copy_prefix("tenants/alpha", "retained/alpha/1").await.unwrap(), 1);
+        assert_eq!(b.get_bytes("retained/alpha/1/p/d/executions/e/n/1/outputs/x").await.unwrap(), b"hello");
+        assert_eq!(b.delete_prefix("tenants/alpha").await.unwrap(), 1);
+        assert!(b.get_bytes(key).await.is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

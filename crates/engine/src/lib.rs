@@ -18,7 +18,7 @@ pub mod plan;
 pub mod scheduler;
 mod ticker;
 
-pub use blobs::Blobs;
+pub use blobs::{BlobError, Blobs};
 pub use plan::{Launch, LaunchError, Target};
 pub use tf_executor::{ExecutorOptions, Isolation};
 

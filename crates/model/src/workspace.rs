@@ -147,12 +147,20 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     CreateTenant { name: String, tier: String },
+    UpdateTenant { name: String, tier: String },
     CreateProject { name: String, domains: Vec<String> },
     UpdateProject { name: String, domains: Vec<String> },
     PutRole { name: String, role: RoleShape },
     Bind { role: String, user: String },
     Unbind { role: String, user: String },
     SetQuota(Value),
+}
+
+impl Step {
+    /// Whether carrying it out changes who may do what (projects, roles, bindings).
+    pub fn changes_access(&self) -> bool {
+        !matches!(self, Step::SetQuota(_) | Step::CreateTenant { .. } | Step::UpdateTenant { .. })
+    }
 }
 
 /// The two roles' permissions, from the built-in templates (given by the caller, which owns
@@ -182,8 +190,12 @@ pub fn desired_roles(id: &str, spec: &WorkspaceSpec, t: &Templates<'_>) -> BTree
 pub fn plan(id: &str, spec: &WorkspaceSpec, observed: &Observed, t: &Templates<'_>) -> Vec<Step> {
     let mut steps = Vec::new();
     let tier = spec.tier.clone().unwrap_or_else(|| "standard".into());
-    if observed.tenant.is_none() {
-        steps.push(Step::CreateTenant { name: spec.name.clone(), tier });
+    match &observed.tenant {
+        None => steps.push(Step::CreateTenant { name: spec.name.clone(), tier }),
+        Some((name, have)) if *name != spec.name || *have != tier => {
+            steps.push(Step::UpdateTenant { name: spec.name.clone(), tier })
+        }
+        Some(_) => {}
     }
     let domains = spec.domains();
     match &observed.project {
@@ -243,7 +255,9 @@ mod tests {
     fn apply(mut o: Observed, steps: &[Step]) -> Observed {
         for s in steps {
             match s {
-                Step::CreateTenant { name, tier } => o.tenant = Some((name.clone(), tier.clone())),
+                Step::CreateTenant { name, tier } | Step::UpdateTenant { name, tier } => {
+                    o.tenant = Some((name.clone(), tier.clone()))
+                }
                 Step::CreateProject { name, domains } | Step::UpdateProject { name, domains } => {
                     o.project = Some((name.clone(), domains.clone()))
                 }
@@ -286,10 +300,12 @@ mod tests {
         let mut changed = spec.clone();
         changed.members.retain(|m| m.user_id != "bob");
         changed.members[0].role = MemberRole::Contributor;
+        changed.tier = Some("premium".into());
         let steps = plan("ws-churn", &changed, &done, &T);
         assert_eq!(
             steps,
             [
+                Step::UpdateTenant { name: "Customer Churn Analysis".into(), tier: "premium".into() },
                 Step::Unbind { role: "contributor".into(), user: "bob@company.com".into() },
                 Step::Unbind { role: "owner".into(), user: "alice@company.com".into() },
                 Step::Bind { role: "contributor".into(), user: "alice@company.com".into() },

@@ -54,6 +54,9 @@ pub struct Principal {
     pub credential: Option<String>,
     /// Platform administrator: by credential, or by configured user or group.
     pub platform_admin: bool,
+    /// A platform service account's platform permissions (e.g. `workspaces:*`); empty otherwise.
+    #[serde(skip)]
+    pub platform_permissions: tf_authz::PermSet,
 }
 
 impl Principal {
@@ -65,6 +68,7 @@ impl Principal {
     pub fn caller(&self) -> Caller {
         let (user, service_account) = match self.kind.as_str() {
             "service_account" => (None, Some(format!("{}:{}", self.tenant.as_deref().unwrap_or(""), self.subject))),
+            tf_store::PLATFORM_SERVICE_ACCOUNT => (None, Some(format!(":{}", self.subject))),
             "platform_admin" => (None, None),
             _ => (Some(self.subject.clone()), None),
         };
@@ -87,6 +91,7 @@ pub fn admit(policy: &Policy, who: &Principal, access: Access, target: &Target) 
     match access {
         Access::Public | Access::Authenticated | Access::Collection(_) => allow(),
         Access::Platform(_) if who.is_platform_admin() => allow(),
+        Access::Platform(p) if who.platform_permissions.contains(p) => allow(),
         Access::Platform(_) => Decision::Deny,
         Access::Project(perm) => match target.project {
             Some(p) => policy.decide(&caller, perm, p, target.domain),

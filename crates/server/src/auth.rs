@@ -93,6 +93,12 @@ async fn principal(state: &AppState, value: Option<axum::http::HeaderValue>) -> 
         return match found {
             Ok(Some(t)) => {
                 let admin = t.kind == "platform_admin" || (t.kind == "user" && state.admins.users.contains(&t.subject));
+                let platform_permissions = if t.kind == tf_store::PLATFORM_SERVICE_ACCOUNT {
+                    // Stored lists were checked when minted; an unreadable one grants nothing.
+                    tf_authz::PermSet::parse_all(&t.permissions).unwrap_or_default()
+                } else {
+                    tf_authz::PermSet::EMPTY
+                };
                 Ok(Principal {
                     subject: t.subject,
                     kind: t.kind,
@@ -100,6 +106,7 @@ async fn principal(state: &AppState, value: Option<axum::http::HeaderValue>) -> 
                     groups: vec![],
                     credential: Some(t.id),
                     platform_admin: admin,
+                    platform_permissions,
                 })
             }
             Ok(None) => Err(ApiError::unauthenticated("invalid, expired or revoked credential")),
@@ -123,6 +130,7 @@ async fn principal(state: &AppState, value: Option<axum::http::HeaderValue>) -> 
                 groups: id.groups,
                 credential: None,
                 platform_admin: admin,
+                platform_permissions: tf_authz::PermSet::EMPTY,
             })
         }
         Err(crate::oidc::Error::Unavailable(e)) => {

@@ -32,4 +32,8 @@ impl Directory {
     pub fn put(&self, p: Project) {
         self.projects.write().unwrap_or_else(|e| e.into_inner()).insert(p.id.clone(), Arc::new(p));
     }
+
+    pub fn remove(&self, id: &str) {
+        self.projects.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
 }

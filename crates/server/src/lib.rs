@@ -19,11 +19,13 @@ mod request_log;
 mod routes;
 pub mod table;
 mod token_cache;
+pub mod workspaces;
 
 pub use auth::PlatformAdmins;
 pub use bootstrap::{ensure_admin_credential, ADMIN_TOKEN_FILE};
 pub use oidc::OidcOptions;
 pub use table::RouteDef;
+pub use workspaces::WorkspaceSettings;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -46,6 +48,7 @@ pub struct ServerOptions {
     pub auth: AuthOptions,
     pub executor: ExecutorSettings,
     pub storage: StorageSettings,
+    pub workspaces: WorkspaceSettings,
 }
 
 /// `executor:` in the configuration: how task attempts run on this host.
@@ -124,10 +127,16 @@ pub struct AppState {
     pub(crate) listings: Arc<listing_cache::ListingCache>,
     pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
     pub engine: Arc<tf_engine::Engine>,
+    pub(crate) workspaces: Arc<workspaces::Workspaces>,
 }
 
 impl AppState {
-    pub async fn new(store: Store, auth: &AuthOptions, engine: Arc<tf_engine::Engine>) -> Result<AppState, StartError> {
+    pub async fn new(
+        store: Store,
+        auth: &AuthOptions,
+        engine: Arc<tf_engine::Engine>,
+        workspaces: workspaces::Settings,
+    ) -> Result<AppState, StartError> {
         // Read the generation first: a change made while loading triggers a rebuild.
         let generation =
             store.access_generation().await.map_err(|e| StartError(format!("cannot read the store: {e}")))?;
@@ -153,6 +162,7 @@ impl AppState {
             listings: Arc::new(listing_cache::ListingCache::new(registry)),
             access: Arc::new(access),
             engine,
+            workspaces: Arc::new(workspaces::Workspaces::new(workspaces)),
         })
     }
 }
@@ -182,6 +192,8 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Store,
     refresher: tokio::task::JoinHandle<()>,
+    /// The workspace reconciler and event sender.
+    background: Vec<tokio::task::JoinHandle<()>>,
     engine: Arc<tf_engine::Engine>,
 }
 
@@ -193,6 +205,7 @@ impl RunningServer {
         }
         let r = (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.refresher.abort();
+        self.background.iter().for_each(|t| t.abort());
         self.engine.shutdown().await;
         self.store.close().await;
         r
@@ -203,6 +216,7 @@ impl RunningServer {
         tokio::select! {
             r = &mut self.task => {
                 self.refresher.abort();
+                self.background.iter().for_each(|t| t.abort());
                 self.engine.shutdown().await;
                 self.store.close().await;
                 return r.unwrap_or_else(|e| Err(std::io::Error::other(e)));
@@ -239,8 +253,10 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
         .await
         .map_err(|e| StartError(format!("cannot start the engine: {e}")))?;
     let engine = Arc::new(engine);
-    let state = AppState::new(store.clone(), &opts.auth, engine.clone()).await?;
+    let ws = opts.workspaces.check(addr).map_err(StartError)?;
+    let state = AppState::new(store.clone(), &opts.auth, engine.clone(), ws).await?;
     let refresher = tokio::spawn(refresh::run(state.clone()));
+    let background = workspaces::spawn(&state);
     let app = router(state, opts.max_body_bytes);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -250,7 +266,7 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
             })
             .await
     });
-    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store, refresher, engine })
+    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store, refresher, background, engine })
 }
 
 /// Why the server could not start; the message is for the operator, as is.

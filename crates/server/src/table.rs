@@ -2,7 +2,7 @@
 //! admission layer and the OpenAPI document are all built from this one list.
 
 use crate::access::{Access, Action, Resource};
-use crate::routes::{attributes, executions, health, launch_plans, me, projects, rbac, registry, tenants};
+use crate::routes::{attributes, executions, health, launch_plans, me, projects, rbac, registry, tenants, workspaces};
 use crate::AppState;
 use axum::http::Method;
 use axum::routing::{delete, get, post, put, MethodRouter};
@@ -591,6 +591,136 @@ pub fn routes() -> Vec<RouteDef> {
             get(launch_plans::active),
         )
         .response(s::<Vec<tf_store::LaunchPlanState>>),
+        r(
+            Method::GET,
+            "/api/v1/workspaces",
+            Platform(Permission(Workspaces, Read)),
+            "List workspaces with their declared state and convergence progress",
+            "workspaces",
+            get(workspaces::list),
+        )
+        .query(PAGE)
+        .response(s::<tf_store::Page<tf_store::WorkspaceRecord>>),
+        r(
+            Method::PUT,
+            "/api/v1/workspaces/{workspace}",
+            Platform(Permission(Workspaces, Update)),
+            "Declare a workspace (create or update, idempotent): its tenant, project, domains, member roles and quota are converged before the answer",
+            "workspaces",
+            put(workspaces::put),
+        )
+        .body(JSON, s::<tf_model::workspace::WorkspaceSpec>)
+        .response(s::<workspaces::WorkspaceView>),
+        r(
+            Method::GET,
+            "/api/v1/workspaces/{workspace}",
+            Platform(Permission(Workspaces, Read)),
+            "A workspace: desired against actual state, convergence progress, last error, links",
+            "workspaces",
+            get(workspaces::get),
+        )
+        .response(s::<workspaces::WorkspaceView>),
+        r(
+            Method::DELETE,
+            "/api/v1/workspaces/{workspace}",
+            Platform(Permission(Workspaces, Delete)),
+            "Retire a workspace: access revoked at once; executions aborted, data exported, everything purged after the retention period",
+            "workspaces",
+            delete(workspaces::delete),
+        )
+        .response(s::<workspaces::WorkspaceView>),
+        r(
+            Method::GET,
+            "/api/v1/workspaces/{workspace}/users",
+            Platform(Permission(Workspaces, Read)),
+            "A workspace's members: declared and as bound now",
+            "workspaces",
+            get(workspaces::get_members),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/workspaces/{workspace}/users",
+            Platform(Permission(Workspaces, Update)),
+            "Replace a workspace's members (`{\"members\": [...]}` or a list); removed members lose access with the answer",
+            "workspaces",
+            put(workspaces::put_members),
+        )
+        .body(JSON, s::<workspaces::MembersBody>)
+        .response(s::<workspaces::WorkspaceView>),
+        r(
+            Method::POST,
+            "/workspace/{workspace}/services/flyte",
+            Platform(Permission(Workspaces, Update)),
+            "Alias (the workspace guide's call): declare a workspace from its `WorkspaceConfig`",
+            "workspaces",
+            post(workspaces::seed_provision),
+        )
+        .body(JSON, s::<workspaces::SeedWorkspaceConfig>)
+        .response(s::<workspaces::WorkspaceView>),
+        r(
+            Method::DELETE,
+            "/workspace/{workspace}/services/flyte",
+            Platform(Permission(Workspaces, Delete)),
+            "Alias (the workspace guide's call): retire a workspace",
+            "workspaces",
+            delete(workspaces::delete),
+        )
+        .response(s::<workspaces::WorkspaceView>),
+        r(
+            Method::PUT,
+            "/workspace/{workspace}/users",
+            Platform(Permission(Workspaces, Update)),
+            "Alias (the workspace guide's call): replace a workspace's members",
+            "workspaces",
+            put(workspaces::seed_users),
+        )
+        .body(JSON, s::<workspaces::MembersBody>)
+        .response(s::<workspaces::WorkspaceView>),
+        r(
+            Method::POST,
+            "/api/v1/reconciler/workspaces",
+            Platform(Permission(Workspaces, Update)),
+            "Run a reconciliation pass over every workspace now and report it",
+            "workspaces",
+            post(workspaces::reconcile),
+        )
+        .response(s::<crate::workspaces::reconciler::PassReport>),
+        r(
+            Method::GET,
+            "/api/v1/reconciler/workspaces",
+            Platform(Permission(Workspaces, Read)),
+            "The last reconciliation pass",
+            "workspaces",
+            get(workspaces::last_pass),
+        )
+        .response(s::<Option<crate::workspaces::reconciler::PassReport>>),
+        r(
+            Method::GET,
+            "/api/v1/service_accounts",
+            Platform(Permission(Roles, Read)),
+            "List platform service accounts (credentials holding only the platform permissions given them)",
+            "access",
+            get(workspaces::list_service_accounts),
+        )
+        .response(s::<Vec<tf_store::TokenInfo>>),
+        r(
+            Method::POST,
+            "/api/v1/service_accounts",
+            Platform(Permission(Roles, Create)),
+            "Mint a platform service account's credential, e.g. a workspace service's with `workspaces:*` only",
+            "access",
+            post(workspaces::create_service_account),
+        )
+        .body(JSON, s::<workspaces::ServiceAccountBody>)
+        .response(s::<rbac::CreatedToken>),
+        r(
+            Method::DELETE,
+            "/api/v1/service_accounts/{id}",
+            Platform(Permission(Roles, Delete)),
+            "Revoke a platform service account's credential",
+            "access",
+            delete(workspaces::revoke_service_account),
+        ),
     ];
     for (kind, resource, list_path, versions_path, get_path) in [
         (

@@ -37,6 +37,11 @@ impl TokenCache {
         map.insert(hash, (info, Instant::now()));
     }
 
+    /// Forgets every credential of a tenant (after its credentials were revoked).
+    pub fn evict_tenant(&self, tenant: &str) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (i, _)| i.tenant.as_deref() != Some(tenant));
+    }
+
     /// Forgets a credential by id (after a revocation).
     pub fn evict_id(&self, id: &str) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (i, _)| i.id != id);

@@ -456,6 +456,24 @@ impl TenantStore<'_> {
         Ok(done)
     }
 
+    /// This tenant's executions not yet finished.
+    pub async fn unfinished_keys(&self) -> Result<Vec<ExecutionKey>> {
+        let rows =
+            sqlx::query("SELECT project, domain, name FROM executions WHERE tenant_id = $1 AND finished_at IS NULL")
+                .bind(&self.tenant)
+                .fetch_all(&self.store.read)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ExecutionKey {
+                    project: r.try_get("project")?,
+                    domain: r.try_get("domain")?,
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
     /// Records a request to terminate (durable, so a restart still honours it). False when
     /// the execution has already finished.
     pub async fn request_abort(&self, k: &ExecutionKey, by: &str) -> Result<bool> {

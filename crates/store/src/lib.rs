@@ -27,14 +27,14 @@ pub use executions::{
     NodeRecord, NodeUpdate, TenantOp,
 };
 pub use page::{Page, PageRequest, MAX_LIMIT as PAGE_MAX_LIMIT};
-pub use platform::{hash_secret, NewToken, PlatformStore, PolicySnapshot, TokenInfo};
+pub use platform::{hash_secret, NewToken, PlatformStore, PolicySnapshot, TokenInfo, PLATFORM_SERVICE_ACCOUNT};
 pub use records::{
     BindingRecord, Domain, EntityRecord, EntitySummary, NewProject, Project, ProjectState, ProjectUpdate, QuotaRecord,
     RegisterOutcome, RoleRecord, Tenant, TenantState,
 };
 pub use schedules::{Activation, DueSchedule, Fired, LaunchPlanState};
-pub use tenant::TenantStore;
-pub use workspaces::WorkspaceRecord;
+pub use tenant::{TenantStore, EXPORTED_TABLES};
+pub use workspaces::{NewWorkspaceEvent, WorkspaceEvent, WorkspaceObservation, WorkspaceRecord};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0008_attributes_schedules.sql"),
     },
     Migration { version: 9, name: "workspaces", sql: include_str!("../migrations/0009_workspaces.sql") },
+    Migration {
+        version: 10,
+        name: "workspace_lifecycle",
+        sql: include_str!("../migrations/0010_workspace_lifecycle.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"

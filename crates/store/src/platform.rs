@@ -27,6 +27,9 @@ pub struct TokenInfo {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// For a platform service account: the platform permissions it holds (and nothing else).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
 }
 
 /// A freshly minted credential: `secret` is shown once and only its hash is kept.
@@ -36,11 +39,15 @@ pub struct NewToken {
 }
 
 /// Secrets look like `tf_<id>_<random>`; the hash is over the whole secret.
+/// The credential kind of a platform service account.
+pub const PLATFORM_SERVICE_ACCOUNT: &str = "platform_service_account";
+
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-const TOKEN_COLUMNS: &str = "id, kind, subject, tenant_id, description, created_at, expires_at, last_used_at";
+const TOKEN_COLUMNS: &str =
+    "id, kind, subject, tenant_id, description, created_at, expires_at, last_used_at, permissions";
 
 fn token_from_row(r: &AnyRow) -> Result<TokenInfo> {
     Ok(TokenInfo {
@@ -52,6 +59,10 @@ fn token_from_row(r: &AnyRow) -> Result<TokenInfo> {
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         last_used_at: r.try_get("last_used_at")?,
+        permissions: match r.try_get::<Option<String>, _>("permissions")? {
+            Some(p) => serde_json::from_str(&p)?,
+            None => vec![],
+        },
     })
 }
 
@@ -180,22 +191,8 @@ impl PlatformStore<'_> {
 
     /// Sets a tenant's quota (replacing the previous one).
     pub async fn set_quota(&self, tenant: &str, q: &QuotaRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tenant_quotas (tenant_id, cpu_millis, memory_bytes, running_tasks, running_executions, stored_bytes, weight, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO UPDATE SET cpu_millis = $2, memory_bytes = $3, \
-             running_tasks = $4, running_executions = $5, stored_bytes = $6, weight = $7, updated_at = $8",
-        )
-        .bind(tenant)
-        .bind(q.cpu_millis)
-        .bind(q.memory_bytes)
-        .bind(q.running_tasks)
-        .bind(q.running_executions)
-        .bind(q.stored_bytes)
-        .bind(q.weight)
-        .bind(now_ms())
-        .execute(&self.store.write)
-        .await?;
-        Ok(())
+        let mut conn = self.store.write.acquire().await?;
+        upsert_quota(&mut conn, tenant, q, now_ms()).await
     }
 
     /// A tenant's quota; unlimited when none was set.
@@ -275,6 +272,52 @@ impl PlatformStore<'_> {
         description: &str,
         expires_at: Option<i64>,
     ) -> Result<NewToken> {
+        self.mint(kind, subject, tenant, description, expires_at, &[]).await
+    }
+
+    /// Mints a platform service account's credential holding only `permissions` (platform-wide,
+    /// e.g. `workspaces:*`).
+    pub async fn create_platform_service_account(
+        &self,
+        name: &str,
+        permissions: &[String],
+        description: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken> {
+        self.mint(PLATFORM_SERVICE_ACCOUNT, name, None, description, expires_at, permissions).await
+    }
+
+    /// Live platform service-account credentials, newest first.
+    pub async fn list_platform_service_accounts(&self) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE kind = $1 AND revoked_at IS NULL ORDER BY created_at DESC"
+        ))
+        .bind(PLATFORM_SERVICE_ACCOUNT)
+        .fetch_all(&self.store.read)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes a platform service account's credential; false when there is no such live one.
+    pub async fn revoke_platform_service_account(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND kind = $3 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .bind(PLATFORM_SERVICE_ACCOUNT)
+            .execute(&self.store.write)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn mint(
+        &self,
+        kind: &str,
+        subject: &str,
+        tenant: Option<&str>,
+        description: &str,
+        expires_at: Option<i64>,
+        permissions: &[String],
+    ) -> Result<NewToken> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
         {
@@ -286,7 +329,8 @@ impl PlatformStore<'_> {
         let secret = format!("tf_{id}_{}", hex::encode(secret));
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO tokens (id, hash, kind, subject, tenant_id, description, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tokens (id, hash, kind, subject, tenant_id, description, created_at, expires_at, permissions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(hash_secret(&secret))
@@ -296,6 +340,7 @@ impl PlatformStore<'_> {
         .bind(description)
         .bind(now)
         .bind(expires_at)
+        .bind((!permissions.is_empty()).then(|| serde_json::to_string(permissions)).transpose()?)
         .execute(&self.store.write)
         .await?;
         let info = TokenInfo {
@@ -307,6 +352,7 @@ impl PlatformStore<'_> {
             created_at: now,
             expires_at,
             last_used_at: None,
+            permissions: permissions.to_vec(),
         };
         Ok(NewToken { info, secret })
     }
@@ -349,7 +395,7 @@ impl PlatformStore<'_> {
     }
 }
 
-fn quota_from_row(r: &AnyRow) -> Result<(String, QuotaRecord)> {
+pub(crate) fn quota_from_row(r: &AnyRow) -> Result<(String, QuotaRecord)> {
     Ok((
         r.try_get("tenant_id")?,
         QuotaRecord {
@@ -361,4 +407,29 @@ fn quota_from_row(r: &AnyRow) -> Result<(String, QuotaRecord)> {
             weight: r.try_get("weight")?,
         },
     ))
+}
+
+/// Sets `tenant`'s quota on `conn` (a connection or a transaction's).
+pub(crate) async fn upsert_quota(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    q: &QuotaRecord,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tenant_quotas (tenant_id, cpu_millis, memory_bytes, running_tasks, running_executions, stored_bytes, weight, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO UPDATE SET cpu_millis = $2, memory_bytes = $3, \
+         running_tasks = $4, running_executions = $5, stored_bytes = $6, weight = $7, updated_at = $8",
+    )
+    .bind(tenant)
+    .bind(q.cpu_millis)
+    .bind(q.memory_bytes)
+    .bind(q.running_tasks)
+    .bind(q.running_executions)
+    .bind(q.stored_bytes)
+    .bind(q.weight)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -383,3 +383,50 @@ impl TenantStore<'_> {
         Ok(out)
     }
 }
+
+/// Tables a tenant's export holds, in the order they are written.
+pub const EXPORTED_TABLES: [&str; 9] = [
+    "projects",
+    "entities",
+    "attributes",
+    "launch_plan_states",
+    "executions",
+    "node_executions",
+    "attempts",
+    "catalog",
+    "tenant_quotas",
+];
+
+impl TenantStore<'_> {
+    /// Every row of `table` (one of [`EXPORTED_TABLES`]) that belongs to this tenant, as JSON
+    /// objects keyed by column: the tenant's records as an export keeps them.
+    pub async fn export_table(&self, table: &str) -> Result<Vec<serde_json::Value>> {
+        if !EXPORTED_TABLES.contains(&table) {
+            return Err(Error::Precondition(format!("`{table}` is not an exported table")));
+        }
+        let rows = sqlx::query(&format!("SELECT * FROM {table} WHERE tenant_id = $1"))
+            .bind(&self.tenant)
+            .fetch_all(&self.store.read)
+            .await?;
+        Ok(rows.iter().map(row_json).collect())
+    }
+}
+
+/// A row as a JSON object: text, integer or real columns as such, anything else null.
+fn row_json(r: &sqlx::any::AnyRow) -> serde_json::Value {
+    use sqlx::{Column, Row};
+    let mut obj = serde_json::Map::new();
+    for (i, c) in r.columns().iter().enumerate() {
+        let v = if let Ok(v) = r.try_get::<Option<String>, _>(i) {
+            v.map(serde_json::Value::from)
+        } else if let Ok(v) = r.try_get::<Option<i64>, _>(i) {
+            v.map(serde_json::Value::from)
+        } else if let Ok(v) = r.try_get::<Option<f64>, _>(i) {
+            v.map(serde_json::Value::from)
+        } else {
+            None
+        };
+        obj.insert(c.name().to_string(), v.unwrap_or(serde_json::Value::Null));
+    }
+    serde_json::Value::Object(obj)
+}

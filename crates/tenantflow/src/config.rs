@@ -29,6 +29,9 @@ pub struct ServerConfig {
     /// Where inputs, outputs and logs are kept.
     #[serde(default)]
     pub storage: tf_server::StorageSettings,
+    /// Workspaces: retention of retired ones, reconcile interval, event webhook, links.
+    #[serde(default)]
+    pub workspaces: tf_server::WorkspaceSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             auth: Default::default(),
             executor: Default::default(),
             storage: Default::default(),
+            workspaces: Default::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod projects;
 pub mod rbac;
 pub mod registry;
 pub mod tenants;
+pub mod workspaces;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::AppState;

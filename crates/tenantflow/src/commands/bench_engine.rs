@@ -108,6 +108,7 @@ pub async fn start_server(
         auth: Default::default(),
         executor,
         storage: Default::default(),
+        workspaces: Default::default(),
     };
     let server = tf_server::start(&opts).await.map_err(fail)?;
     if let Some(why) = &server.engine().readiness().refused {

@@ -27,6 +27,7 @@ pub fn server_options(cfg: &ServerConfig) -> Result<ServerOptions, CliError> {
         auth: cfg.auth.clone(),
         executor: cfg.executor.clone(),
         storage: cfg.storage.clone(),
+        workspaces: cfg.workspaces.clone(),
     })
 }
 

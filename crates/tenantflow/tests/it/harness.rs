@@ -93,25 +93,31 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, auth: tf_server::AuthOptions) -> TestServer {
-        Self::start_full(backend, auth, Default::default(), Default::default()).await
+        Self::start_full(backend, auth, Default::default(), Default::default(), Default::default()).await
     }
 
     /// A server keeping its blobs where `storage` says.
     pub async fn start_with_storage(backend: Backend, storage: tf_server::StorageSettings) -> TestServer {
-        Self::start_full(backend, Default::default(), storage, Default::default()).await
+        Self::start_full(backend, Default::default(), storage, Default::default(), Default::default()).await
     }
 
     /// A server running up to `slots` attempts at once.
     pub async fn start_with_slots(backend: Backend, slots: usize) -> TestServer {
         let executor = tf_server::ExecutorSettings { slots: Some(slots), ..Default::default() };
-        Self::start_full(backend, Default::default(), Default::default(), executor).await
+        Self::start_full(backend, Default::default(), Default::default(), executor, Default::default()).await
     }
 
-    async fn start_full(
+    /// A server with these workspace settings (retention, webhook, reconcile interval).
+    pub async fn start_with_workspaces(backend: Backend, workspaces: tf_server::WorkspaceSettings) -> TestServer {
+        Self::start_full(backend, Default::default(), Default::default(), Default::default(), workspaces).await
+    }
+
+    pub async fn start_full(
         backend: Backend,
         auth: tf_server::AuthOptions,
         storage: tf_server::StorageSettings,
         executor: tf_server::ExecutorSettings,
+        workspaces: tf_server::WorkspaceSettings,
     ) -> TestServer {
         let db = TestDb::new(backend).await;
         let opts = ServerOptions {
@@ -122,6 +128,7 @@ impl TestServer {
             auth,
             executor,
             storage,
+            workspaces,
         };
         let server = tf_server::start(&opts).await.expect("server starts");
         let admin =
@@ -142,6 +149,7 @@ impl TestServer {
             auth: Default::default(),
             executor: Default::default(),
             storage: Default::default(),
+            workspaces: Default::default(),
         };
         let r = tf_server::start(&opts).await.expect("replica starts");
         let base = format!("http://{}", r.addr);

@@ -19,3 +19,4 @@ mod quota;
 mod schedules;
 mod store;
 mod validation;
+mod workspaces;

@@ -1,0 +1,144 @@
+//! The reconciler: the component that owns the loop converging every workspace. A pass reads
+//! workspaces a page at a time together with what exists for them (a few range queries per
+//! page), plans each in memory, and writes only for those whose plan is not empty — so a pass
+//! over unchanged workspaces writes nothing. It also carries retiring workspaces through
+//! their phases. It passes at start (finishing whatever a crash interrupted), every
+//! `reconcile_interval`, sooner when kicked, and every second while a retirement waits.
+//!
+//! Invariant: a pass never writes for a workspace whose plan is empty, and every write goes
+//! through [`super::converge_id`] or [`super::retire::advance`], which re-read under the
+//! workspace's lock.
+
+use super::{canonical, converge_id, retire, templates, Outcome};
+use crate::AppState;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use tf_model::workspace::{plan, WorkspaceSpec};
+
+/// Workspaces read per page.
+const PAGE: i64 = 500;
+/// How soon to pass again while a retirement is under way.
+const RETIRING_RECHECK: Duration = Duration::from_secs(1);
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+pub struct PassReport {
+    /// Epoch ms when the pass began.
+    pub started_at: i64,
+    pub wall_ms: f64,
+    /// Workspaces looked at.
+    pub workspaces: u64,
+    /// Already converged: nothing written.
+    pub unchanged: u64,
+    /// Converged by this pass (steps written).
+    pub converged: u64,
+    /// Retirement phases completed by this pass.
+    pub retirement_phases: u64,
+    /// Workspaces whose convergence or retirement failed (retried next pass; see each
+    /// workspace's `last_error`).
+    pub failed: u64,
+    /// Workspaces still being retired.
+    pub retiring: u64,
+    /// Of those, how many are not yet in retention (waiting for aborts, export or purge).
+    pub retiring_in_progress: u64,
+    /// Epoch ms of the earliest retention end among retiring workspaces.
+    pub next_purge_at: Option<i64>,
+}
+
+/// Passes until the task is aborted.
+pub async fn run(s: AppState) {
+    loop {
+        let report = pass(&s).await;
+        let mut wait = s.workspaces.settings.interval;
+        if report.retiring_in_progress > 0 || report.failed > 0 {
+            wait = wait.min(RETIRING_RECHECK);
+        }
+        if let Some(t) = report.next_purge_at {
+            wait = wait.min(Duration::from_millis((t - tf_store::now_ms()).max(20) as u64));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = s.workspaces.kick.notified() => {}
+        }
+    }
+}
+
+/// One pass over every workspace.
+pub async fn pass(s: &AppState) -> PassReport {
+    let t0 = Instant::now();
+    let mut r = PassReport { started_at: tf_store::now_ms(), ..Default::default() };
+    let mut after = String::new();
+    let tpl = templates();
+    loop {
+        let page = match s.store.platform().observe_workspaces(&after, PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "workspace reconciliation could not read the store; retrying next pass");
+                r.failed += 1;
+                break;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        after = last.record.id.clone();
+        for obs in &page {
+            r.workspaces += 1;
+            let rec = &obs.record;
+            if rec.state != "active" {
+                r.retiring += 1;
+                match retire::advance(s, rec).await {
+                    Ok(Outcome::Converged { steps }) => r.retirement_phases += steps as u64,
+                    Ok(_) => {}
+                    Err(e) => {
+                        r.failed += 1;
+                        tracing::warn!(workspace = %rec.id, error = %e, "retiring the workspace failed; retrying");
+                        let _ = s.store.platform().retirement_failed(&rec.id, &e.to_string()).await;
+                    }
+                }
+                match s.store.platform().get_workspace(&rec.id).await {
+                    Ok(Some(now)) if now.phase.as_deref() == Some("retained") => {
+                        r.next_purge_at = match (r.next_purge_at, now.purge_after) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    Ok(None) => r.retiring -= 1,
+                    _ => r.retiring_in_progress += 1,
+                }
+                continue;
+            }
+            let needs_work = rec.observed_generation < rec.generation
+                || match serde_json::from_value::<WorkspaceSpec>(rec.spec.clone()).map(canonical) {
+                    Ok(Ok(spec)) => !plan(&rec.id, &spec, &obs.observed, &tpl).is_empty(),
+                    _ => true,
+                };
+            if !needs_work {
+                r.unchanged += 1;
+                continue;
+            }
+            match converge_id(s, &rec.id).await {
+                Ok(Some(Outcome::Unchanged)) | Ok(None) => r.unchanged += 1,
+                Ok(Some(_)) => r.converged += 1,
+                Err(e) => {
+                    r.failed += 1;
+                    tracing::warn!(workspace = %rec.id, error = %e, "converging the workspace failed; retrying");
+                }
+            }
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    r.wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    if r.converged + r.retirement_phases + r.failed > 0 {
+        tracing::info!(
+            workspaces = r.workspaces,
+            converged = r.converged,
+            retirement_phases = r.retirement_phases,
+            failed = r.failed,
+            wall_ms = r.wall_ms,
+            "workspace reconciliation pass"
+        );
+    }
+    *s.workspaces.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
+    r
+}
