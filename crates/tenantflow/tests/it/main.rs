@@ -19,4 +19,5 @@ mod quota;
 mod schedules;
 mod store;
 mod validation;
+mod workspace_faults;
 mod workspaces;

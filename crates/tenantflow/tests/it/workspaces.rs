@@ -294,3 +294,111 @@ async fn the_guides_workspace_flow() {
         eprintln!("the_guides_workspace_flow passed on {backend:?}");
     }
 }
+
+fn spec(i: usize) -> Value {
+    json!({
+        "name": format!("Workspace {i}"),
+        "members": [
+            {"user_id": "o", "email": format!("owner{i}@company.com"), "role": "owner"},
+            {"user_id": "c1", "email": format!("c1-{i}@company.com"), "role": "contributor"},
+            {"user_id": "c2", "email": format!("c2-{i}@company.com"), "role": "contributor"}
+        ],
+        "quota": {"cpu": 2}
+    })
+}
+
+async fn pass(srv: &TestServer, svc: &str) -> Value {
+    let (s, r) = srv.call("POST", "/api/v1/reconciler/workspaces", Some(svc), None).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    r
+}
+
+crate::on_every_backend!(reconciler_writes_nothing_when_converged_and_repairs_the_rest, |srv| {
+    let svc = workspace_service(&srv).await;
+    for i in 0..40 {
+        let body = Some(("application/json", spec(i).to_string().into_bytes()));
+        let (s, b) = srv.call("PUT", &format!("/api/v1/workspaces/ws-r-{i:02}"), Some(&svc), body).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (_, listed) = srv.call("GET", "/api/v1/workspaces?limit=1000", Some(&svc), None).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 40);
+    // Converged workspaces: a pass looks at every one and writes nothing.
+    let before = srv.store().access_generation().await.unwrap();
+    let r = pass(&srv, &svc).await;
+    assert_eq!(
+        (r["workspaces"].as_u64(), r["unchanged"].as_u64(), r["converged"].as_u64()),
+        (Some(40), Some(40), Some(0))
+    );
+    assert_eq!(srv.store().access_generation().await.unwrap(), before, "no access change written");
+    let (_, w) = srv.call("GET", "/api/v1/workspaces/ws-r-07", Some(&svc), None).await;
+    let updated = w["updated_at"].clone();
+
+    // Drift made behind the workspace's back is repaired by the next pass.
+    let unbind = "/api/v1/tenants/ws-r-03/bindings?role=owner&subject_kind=user&subject=owner3@company.com";
+    let (s, b) = srv.call("DELETE", unbind, Some(&srv.admin), None).await;
+    assert!(s.is_success(), "{b}");
+    srv.role("ws-r-04", "contributor", &["workflows:read"], &["*"], &["*"]).await;
+    let (_, w3) = srv.call("GET", "/api/v1/workspaces/ws-r-03", Some(&svc), None).await;
+    assert_eq!(w3["actual"]["in_sync"], false, "{w3}");
+    let r = pass(&srv, &svc).await;
+    assert_eq!(r["converged"], 2, "{r}");
+    for id in ["ws-r-03", "ws-r-04"] {
+        let (_, w) = srv.call("GET", &format!("/api/v1/workspaces/{id}"), Some(&svc), None).await;
+        assert_eq!(w["actual"]["in_sync"], true, "{w}");
+    }
+    let (_, role) = srv.get("/api/v1/tenants/ws-r-04/roles/contributor").await;
+    assert_eq!(role["domains"], json!(["development", "staging"]));
+    let (_, w) = srv.call("GET", "/api/v1/workspaces/ws-r-07", Some(&svc), None).await;
+    assert_eq!(w["updated_at"], updated, "an unchanged workspace is not touched");
+
+    // A declaration whose convergence never ran (a crash between the two) is finished.
+    srv.store().platform().declare_workspace("ws-r-half", &spec(99)).await.unwrap();
+    let (_, w) = srv.call("GET", "/api/v1/workspaces/ws-r-half", Some(&svc), None).await;
+    assert_eq!(w["status"], "provisioning", "{w}");
+    assert_eq!(w["actual"]["tenant"], Value::Null);
+    let r = pass(&srv, &svc).await;
+    assert_eq!(r["converged"], 1, "{r}");
+    let (_, w) = srv.call("GET", "/api/v1/workspaces/ws-r-half", Some(&svc), None).await;
+    assert_eq!(w["status"], "ready", "{w}");
+    assert_eq!(w["actual"]["members"].as_array().unwrap().len(), 3);
+
+    // One that cannot converge says why, and is retried.
+    srv.project("ws-r-taken", "someone-else", &["development"]).await;
+    let (s, e) = srv
+        .call(
+            "PUT",
+            "/api/v1/workspaces/ws-r-taken",
+            Some(&svc),
+            Some(("application/json", spec(5).to_string().into_bytes())),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "refused before anything is declared: {e}");
+    srv.store().platform().declare_workspace("ws-r-taken", &spec(5)).await.unwrap();
+    let r = pass(&srv, &svc).await;
+    assert_eq!(r["failed"], 1, "{r}");
+    let (_, w) = srv.call("GET", "/api/v1/workspaces/ws-r-taken", Some(&svc), None).await;
+    assert_eq!(w["status"], "failed", "{w}");
+    assert!(w["last_error"].as_str().unwrap().contains("already taken"), "{w}");
+
+    // Bad declarations are 400s naming the field; nothing is declared.
+    for (body, field) in [
+        (json!({"name": "x", "members": [{"user_id": "a", "email": "a@b.c", "role": "admin"}]}), "members[0].role"),
+        (json!({"name": "x", "quota": {"cpu": "lots"}}), "quota.cpu"),
+        (json!({"name": "x", "tier": "gold"}), "tier"),
+        (json!({"name": "x", "domains": ["Prod"]}), "domains[0]"),
+        (json!({"name": "", "colour": "red"}), "colour"),
+    ] {
+        let (s, e) = srv
+            .call(
+                "PUT",
+                "/api/v1/workspaces/ws-bad",
+                Some(&svc),
+                Some(("application/json", body.to_string().into_bytes())),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
+        assert!(e.to_string().contains(field), "{field} not named: {e}");
+    }
+    assert_eq!(srv.call("GET", "/api/v1/workspaces/ws-bad", Some(&svc), None).await.0, StatusCode::NOT_FOUND);
+    srv.stop().await;
+});
