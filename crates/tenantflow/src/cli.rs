@@ -80,6 +80,42 @@ pub enum Command {
     Activate(LaunchPlanStateArgs),
     /// Deactivate a launch plan version; its schedule stops.
     Deactivate(LaunchPlanStateArgs),
+    /// Workspaces: declare from files, show desired against actual, retire, manage members.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Declare the workspaces in YAML or JSON files (`id`, `name`, `members`, `data_location`,
+    /// `tier`, `quota`, `domains`; several documents per file); idempotent.
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List workspaces, or show one: status, generation, members desired and actual.
+    Get { id: Option<String> },
+    /// Retire a workspace: access revoked at once; executions aborted, data exported, purged
+    /// after the retention period.
+    Delete {
+        id: String,
+        /// Wait until the export is done (phase `retained`).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show a workspace's members, or change them.
+    Members {
+        id: String,
+        /// Add or change a member: `EMAIL=owner|contributor`; repeatable.
+        #[arg(long = "add")]
+        add: Vec<String>,
+        /// Remove a member by e-mail; repeatable.
+        #[arg(long = "remove")]
+        remove: Vec<String>,
+        /// Replace the whole member set with the list in this YAML or JSON file.
+        #[arg(long = "set", conflicts_with_all = ["add", "remove"])]
+        set: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +335,19 @@ pub enum CreateCommand {
         service_account: String,
         #[arg(short = 't', long)]
         tenant: String,
+        /// Lifetime such as 90d; default: no expiry.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Mint a platform service account's credential holding only the given platform
+    /// permissions (printed once), e.g. a workspace service's with `workspaces:*`.
+    ServiceAccount {
+        name: String,
+        /// `resource:action` patterns; repeatable.
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
         /// Lifetime such as 90d; default: no expiry.
         #[arg(long)]
         expires_in: Option<String>,

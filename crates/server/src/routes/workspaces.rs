@@ -202,7 +202,7 @@ fn parse_members(body: &[u8]) -> ApiResult<Vec<Member>> {
     };
     let members: Vec<Member> = serde_path_to_error::deserialize(list).map_err(|e| {
         let path = e.path().to_string();
-        ApiError::invalid(&if path == "." { "members".to_string() } else { format!("members[{path}") }, e.inner())
+        ApiError::invalid(&if path == "." { "members".to_string() } else { format!("members{path}") }, e.inner())
     })?;
     Ok(members)
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use tf_model::declarative::{parse_desired, Desired, DesiredTenant};
 
-fn load(files: &[std::path::PathBuf]) -> Result<Vec<Value>, CliError> {
+pub fn load(files: &[std::path::PathBuf]) -> Result<Vec<Value>, CliError> {
     parse_docs(&super::register::bundle_text(files)?)
 }
 
@@ -19,7 +19,7 @@ struct Opts {
 }
 
 /// GET that maps 404 to `None`.
-async fn get_opt(c: &Client, path: &str) -> Result<Option<Value>, CliError> {
+pub async fn get_opt(c: &Client, path: &str) -> Result<Option<Value>, CliError> {
     match c.get(path).await {
         Ok(v) => Ok(Some(v)),
         Err(CliError::Api { status: 404, .. }) => Ok(None),

@@ -10,6 +10,7 @@ mod executions;
 mod get;
 mod register;
 mod serve;
+mod workspace;
 
 use crate::cli::{Cli, Command, CreateCommand};
 use crate::client::Client;
@@ -71,6 +72,7 @@ pub async fn run(cli: Cli, started: std::time::Instant) -> Result<(), CliError> 
                 Command::Relaunch(a) => executions::relaunch(&client, &a, cli.output).await,
                 Command::Activate(a) => get::set_launch_plan_state(&client, &a, true, cli.output).await,
                 Command::Deactivate(a) => get::set_launch_plan_state(&client, &a, false, cli.output).await,
+                Command::Workspace(c) => workspace::run(&client, c, cli.output).await,
                 Command::Serve(_) | Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
             }
         }
@@ -108,16 +110,18 @@ async fn create(client: &Client, c: CreateCommand, format: crate::cli::Format) -
                 body["description"] = json!(d);
             }
             let t = client.post_json(&format!("/api/v1/tenants/{tenant}/tokens"), &body).await?;
-            match format {
-                crate::cli::Format::Table => {
-                    eprintln!(
-                        "credential {} for service account {service_account} in {tenant}; it is shown only now:",
-                        t["id"].as_str().unwrap_or("?")
-                    );
-                    println!("{}", t["token"].as_str().unwrap_or(""));
-                }
-                _ => print(format, &t, &[]),
+            print_secret(format, &t, &format!("service account {service_account} in {tenant}"));
+        }
+        CreateCommand::ServiceAccount { name, permissions, expires_in, description } => {
+            let mut body = json!({"name": name, "permissions": permissions});
+            if let Some(e) = expires_in {
+                body["expires_in"] = json!(e);
             }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            let t = client.post_json("/api/v1/service_accounts", &body).await?;
+            print_secret(format, &t, &format!("platform service account {name} ({})", permissions.join(", ")));
         }
         CreateCommand::Tenant { id, name, tier } => {
             let mut body = json!({"id": id});
@@ -132,6 +136,17 @@ async fn create(client: &Client, c: CreateCommand, format: crate::cli::Format) -
         }
     }
     Ok(())
+}
+
+/// Prints a freshly minted credential: the secret alone on stdout, what it is on stderr.
+fn print_secret(format: crate::cli::Format, t: &Value, what: &str) {
+    match format {
+        crate::cli::Format::Table => {
+            eprintln!("credential {} for {what}; it is shown only now:", t["id"].as_str().unwrap_or("?"));
+            println!("{}", t["token"].as_str().unwrap_or(""));
+        }
+        _ => print(format, t, &[]),
+    }
 }
 
 fn parse_labels(labels: &[String]) -> Result<serde_json::Map<String, Value>, CliError> {

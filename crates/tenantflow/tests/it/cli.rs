@@ -321,3 +321,60 @@ fn apply_takes_the_guides_blocks_as_written_and_is_idempotent() {
     assert_eq!(code, 2);
     assert!(err.contains("document[0]: projects[0]") && err.contains("colour"), "{err}");
 }
+
+#[test]
+fn workspace_commands_drive_a_workspace_through_its_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_guard, url, admin) = serve(dir.path());
+    let (code, out, err) = cli(&url, &admin, &["create", "service-account", "ws-svc", "--permission", "workspaces:*"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("platform service account ws-svc (workspaces:*)"), "{err}");
+    let svc = dir.path().join("svc-token");
+    std::fs::write(&svc, out.trim()).unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/workspace-churn.yaml");
+
+    let (code, out, err) = cli(&url, &svc, &["workspace", "apply", "-f", example]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "workspace ws-churn-001 created (ready)");
+    let (_, out, _) = cli(&url, &svc, &["workspace", "apply", "-f", example]);
+    assert_eq!(out.trim(), "workspace ws-churn-001 unchanged (ready)");
+    let (code, out, _) = cli(&url, &svc, &["workspace", "get", "ws-churn-001"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Customer Churn Analysis") && out.contains("ready"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("alice@company.com") && l.contains("owner") && l.contains("yes")),
+        "{out}"
+    );
+
+    let (code, out, err) = cli(
+        &url,
+        &svc,
+        &[
+            "workspace",
+            "members",
+            "ws-churn-001",
+            "--remove",
+            "bob@company.com",
+            "--add",
+            "carol@company.com=contributor",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("carol@company.com") && !out.contains("bob@"), "{out}");
+    let (code, _, err) = cli(&url, &svc, &["workspace", "members", "ws-churn-001", "--add", "dan@company.com=admin"]);
+    assert_eq!(code, 1, "a bad role is the API's 400");
+    assert!(err.contains("members[2].role"), "{err}");
+    let (_, out, _) = cli(&url, &svc, &["workspace", "get"]);
+    assert!(out.lines().any(|l| l.starts_with("ws-churn-001") && l.contains("active")), "{out}");
+
+    // The workspace service's credential reaches nothing else.
+    let (code, _, err) = cli(&url, &svc, &["get", "tenants"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+
+    let (code, out, err) = cli(&url, &svc, &["workspace", "delete", "ws-churn-001", "--wait"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("deleting") && out.contains("retained"), "{out}");
+    let (_, out, _) = cli(&url, &admin, &["get", "projects", "-o", "json"]);
+    assert_eq!(out.trim(), "[]", "the workspace's project is gone");
+}

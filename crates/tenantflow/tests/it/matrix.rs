@@ -34,6 +34,7 @@ pub fn concrete(path: &str) -> String {
         .replace("{attempt}", "1")
         .replace("{role}", "victim")
         .replace("{id}", "0000000000000000")
+        .replace("{workspace}", "ws-matrix")
 }
 
 /// A plausible body for a route, so that refusals are about access, not shape.
@@ -91,16 +92,27 @@ on_every_backend!(route_permission_matrix, |srv| {
         creds.push((*p, credential(&srv, "team-alpha", &format!("only-{i}"), &[&p.to_string()]).await));
     }
     let outsider = credential(&srv, "team-beta", "everything", &["*"]).await;
+    // A workspace service's account: platform-wide, but `workspaces:*` only.
+    let (st, sa) =
+        srv.post("/api/v1/service_accounts", &json!({"name": "ws-service", "permissions": ["workspaces:*"]})).await;
+    assert_eq!(st, StatusCode::CREATED, "{sa}");
+    let workspace_service = sa["token"].as_str().unwrap().to_string();
     let mut checked = 0;
     for r in &routes {
         let (m, path) = (r.method.as_str(), concrete(r.path));
         match r.access {
             Access::Public | Access::Authenticated => continue,
-            Access::Platform(_) => {
+            Access::Platform(p) => {
                 for (p, tok) in &creds {
                     let (s, b) = srv.call(m, &path, Some(tok), body(m, r.path)).await;
                     assert_eq!(s, StatusCode::FORBIDDEN, "{m} {path} with {p}: {b}");
                     checked += 1;
+                }
+                let (s, b) = srv.call(m, &path, Some(&workspace_service), body(m, r.path)).await;
+                if p.0 == tf_authz::Resource::Workspaces {
+                    assert!(!admission(&b), "{m} {path} refused the workspace service: {b}");
+                } else {
+                    assert_eq!(s, StatusCode::FORBIDDEN, "{m} {path} admitted the workspace service: {b}");
                 }
             }
             Access::Collection(_) => {
@@ -126,6 +138,8 @@ on_every_backend!(route_permission_matrix, |srv| {
                     }
                     checked += 1;
                 }
+                let (s, b) = srv.call(m, &path, Some(&workspace_service), body(m, r.path)).await;
+                assert_eq!(s, StatusCode::NOT_FOUND, "{m} {path} with the workspace service: {b}");
                 let (s, b) = srv.call(m, &path, Some(&outsider), body(m, r.path)).await;
                 assert_eq!(s, StatusCode::NOT_FOUND, "{m} {path} from another tenant: {b}");
                 let text = b.to_string();
