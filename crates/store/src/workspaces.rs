@@ -191,12 +191,14 @@ impl PlatformStore<'_> {
         Ok(())
     }
 
-    /// Workspaces whose declared state is not converged yet, by id.
+    /// Active workspaces whose declared state is not converged yet, by id.
     pub async fn pending_workspaces(&self, limit: i64) -> Result<Vec<WorkspaceRecord>> {
-        let rows = sqlx::query("SELECT * FROM workspaces WHERE observed_generation < generation ORDER BY id LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.store.read)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM workspaces WHERE observed_generation < generation AND state = 'active' ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.store.read)
+        .await?;
         rows.iter().map(from_row).collect()
     }
 

@@ -233,7 +233,9 @@ pub struct BenchArgs {
     /// `engine`: executions through the real server, store and sandboxed executor — 40
     /// sequential Python tasks, a 100-node chain, fan-outs of 1,000 and 10,000 leaves.
     /// `fairness`: three tenants weighted 1:1:2 saturating a 4-slot executor, and a late fourth.
-    #[arg(value_parser = ["startup", "authz", "engine", "fairness"])]
+    /// `workspaces`: 10,000 workspaces provisioned over HTTP by 16 clients, a full reconcile
+    /// pass over them, and authorisation with them loaded.
+    #[arg(value_parser = ["startup", "authz", "engine", "fairness", "workspaces"])]
     pub suite: String,
     /// Repetitions; the median is reported.
     #[arg(long, default_value_t = 7)]
@@ -247,6 +249,9 @@ pub struct BenchArgs {
     /// `engine`: only these scenarios (comma-separated), e.g. `seq40_python,chain100`.
     #[arg(long)]
     pub scenarios: Option<String>,
+    /// `workspaces`: how many workspaces to provision.
+    #[arg(long, default_value_t = 10_000)]
+    pub workspaces: usize,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -13,6 +13,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
         "authz" => authz(args).await,
         "engine" => super::bench_engine::run(args).await,
         "fairness" => super::bench_fairness::run(args).await,
+        "workspaces" => super::bench_workspaces::run(args).await,
         other => Err(CliError::Usage(format!("unknown suite `{other}`"))),
     }
 }
@@ -286,19 +287,19 @@ async fn authz(args: &BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn percentile(mut xs: Vec<f64>, q: f64) -> f64 {
+pub fn percentile(mut xs: Vec<f64>, q: f64) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
     xs[i.min(xs.len() - 1)]
 }
 
-type LoadClient = hyper_util::client::legacy::Client<
+pub type LoadClient = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     http_body_util::Empty<hyper::body::Bytes>,
 >;
 
 /// GETs `url` and reads the whole body; true on a 2xx.
-async fn get_ok(http: &LoadClient, url: &str, auth: &str) -> bool {
+pub async fn get_ok(http: &LoadClient, url: &str, auth: &str) -> bool {
     use http_body_util::BodyExt;
     let Ok(req) = hyper::Request::get(url).header("authorization", auth).body(http_body_util::Empty::new()) else {
         return false;

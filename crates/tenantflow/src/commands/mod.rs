@@ -5,6 +5,7 @@ mod auth;
 mod bench;
 mod bench_engine;
 mod bench_fairness;
+mod bench_workspaces;
 mod demo;
 mod executions;
 mod get;
