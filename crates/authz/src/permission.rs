@@ -68,12 +68,10 @@ impl Serialize for Permission {
     }
 }
 
-/// The workspace guide's vocabulary: executing or terminating a workflow is launching or
-/// stopping its executions, so a role granting the former grants the latter.
-const IMPLIED: [(Permission, Permission); 2] = [
-    (Permission(Resource::Workflows, Action::Execute), Permission(Resource::Executions, Action::Execute)),
-    (Permission(Resource::Workflows, Action::Terminate), Permission(Resource::Executions, Action::Terminate)),
-];
+/// The workspace guide's vocabulary: executing a workflow is launching an execution of it, so
+/// a role granting `workflows:execute` grants `executions:execute`.
+const IMPLIED: [(Permission, Permission); 1] =
+    [(Permission(Resource::Workflows, Action::Execute), Permission(Resource::Executions, Action::Execute))];
 
 /// A set of permissions; `parse` accepts `resource:action`, `resource:*`, `*:action`, `*`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

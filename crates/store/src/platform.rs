@@ -114,10 +114,15 @@ impl PlatformStore<'_> {
 
     /// Credentials of a tenant (or platform-wide ones with `None`), newest first.
     pub async fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
+        self.live_tokens("tenant_id = $1", tenant).await
+    }
+
+    /// Live credentials matching `filter` (one `$1` parameter), newest first.
+    async fn live_tokens(&self, filter: &str, arg: &str) -> Result<Vec<TokenInfo>> {
         let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC"
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE {filter} AND revoked_at IS NULL ORDER BY created_at DESC"
         ))
-        .bind(tenant)
+        .bind(arg)
         .fetch_all(&self.store.read)
         .await?;
         rows.iter().map(token_from_row).collect()
@@ -125,13 +130,7 @@ impl PlatformStore<'_> {
 
     /// Live credentials minted for one user, newest first.
     pub async fn list_user_tokens(&self, subject: &str) -> Result<Vec<TokenInfo>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE kind = 'user' AND subject = $1 AND revoked_at IS NULL ORDER BY created_at DESC"
-        ))
-        .bind(subject)
-        .fetch_all(&self.store.read)
-        .await?;
-        rows.iter().map(token_from_row).collect()
+        self.live_tokens("kind = 'user' AND subject = $1", subject).await
     }
 
     /// Revokes one of a user's own credentials; false when they have no such live credential.
@@ -289,13 +288,7 @@ impl PlatformStore<'_> {
 
     /// Live platform service-account credentials, newest first.
     pub async fn list_platform_service_accounts(&self) -> Result<Vec<TokenInfo>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE kind = $1 AND revoked_at IS NULL ORDER BY created_at DESC"
-        ))
-        .bind(PLATFORM_SERVICE_ACCOUNT)
-        .fetch_all(&self.store.read)
-        .await?;
-        rows.iter().map(token_from_row).collect()
+        self.live_tokens("kind = $1", PLATFORM_SERVICE_ACCOUNT).await
     }
 
     /// Revokes a platform service account's credential; false when there is no such live one.

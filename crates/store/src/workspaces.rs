@@ -337,32 +337,20 @@ impl PlatformStore<'_> {
         id: &str,
         event: Option<&NewWorkspaceEvent>,
     ) -> Result<Option<WorkspaceRecord>> {
-        let now = now_ms();
-        let mut tx = self.store.write.begin().await?;
-        let started = sqlx::query(
+        let cas = sqlx::query(
             "UPDATE workspaces SET state = 'deleting', phase = 'revoked', deleted_at = $2, generation = generation + 1, \
              last_error = NULL, updated_at = $2 WHERE id = $1 AND state = 'active'",
         )
         .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if started {
-            for sql in [
-                "DELETE FROM role_bindings WHERE tenant_id = $1",
-                "DELETE FROM roles WHERE tenant_id = $1",
-                "UPDATE tokens SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL",
-                "UPDATE projects SET state = 'archived', updated_at = $2 WHERE tenant_id = $1",
-                "UPDATE tenants SET state = 'deleting', updated_at = $2 WHERE id = $1",
-            ] {
-                sqlx::query(sql).bind(id).bind(now).execute(&mut *tx).await?;
-            }
-            crate::db::bump_access(&mut tx).await?;
-            insert_event(&mut tx, id, event).await?;
-        }
-        tx.commit().await?;
+        .bind(now_ms());
+        let revoke = [
+            "DELETE FROM role_bindings WHERE tenant_id = $1",
+            "DELETE FROM roles WHERE tenant_id = $1",
+            "UPDATE tokens SET revoked_at = $2 WHERE tenant_id = $1 AND revoked_at IS NULL",
+            "UPDATE projects SET state = 'archived', updated_at = $2 WHERE tenant_id = $1",
+            "UPDATE tenants SET state = 'deleting', updated_at = $2 WHERE id = $1",
+        ];
+        self.transition(cas, id, &revoke, true, event).await?;
         self.get_workspace(id).await
     }
 
@@ -375,24 +363,15 @@ impl PlatformStore<'_> {
         to: &str,
         event: Option<&NewWorkspaceEvent>,
     ) -> Result<bool> {
-        let mut tx = self.store.write.begin().await?;
-        let moved = sqlx::query(
+        let cas = sqlx::query(
             "UPDATE workspaces SET phase = $3, last_error = NULL, updated_at = $4 \
              WHERE id = $1 AND state = 'deleting' AND phase = $2",
         )
         .bind(id)
         .bind(from)
         .bind(to)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            insert_event(&mut tx, id, event).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        .bind(now_ms());
+        self.transition(cas, id, &[], false, event).await
     }
 
     /// Deletes every record of the retiring workspace's tenant but the tenant itself (which
@@ -404,46 +383,54 @@ impl PlatformStore<'_> {
         purge_after: i64,
         event: Option<&NewWorkspaceEvent>,
     ) -> Result<bool> {
-        let mut tx = self.store.write.begin().await?;
-        let moved = sqlx::query(
+        let cas = sqlx::query(
             "UPDATE workspaces SET phase = 'retained', purge_after = $2, updated_at = $3 \
              WHERE id = $1 AND state = 'deleting' AND phase = 'exported'",
         )
         .bind(id)
         .bind(purge_after)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            for table in TENANT_TABLES {
-                sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1")).bind(id).execute(&mut *tx).await?;
-            }
-            crate::db::bump_access(&mut tx).await?;
-            insert_event(&mut tx, id, event).await?;
-        }
-        tx.commit().await?;
-        Ok(moved)
+        .bind(now_ms());
+        let purge = TENANT_TABLES.map(|t| format!("DELETE FROM {t} WHERE tenant_id = $1"));
+        let purge: Vec<&str> = purge.iter().map(String::as_str).collect();
+        self.transition(cas, id, &purge, true, event).await
     }
 
     /// Forgets a retained workspace whose retention has ended: its tenant and its record.
     pub async fn forget_workspace(&self, id: &str, event: Option<&NewWorkspaceEvent>) -> Result<bool> {
+        let cas =
+            sqlx::query("DELETE FROM workspaces WHERE id = $1 AND state = 'deleting' AND phase = 'retained'").bind(id);
+        let forget = ["DELETE FROM tokens WHERE tenant_id = $1", "DELETE FROM tenants WHERE id = $1"];
+        self.transition(cas, id, &forget, false, event).await
+    }
+
+    /// Runs `cas` (a compare-and-set on workspace `id`'s row) in a new transaction; when it
+    /// matched, also `then` (statements over the tenant: `$1` its id, `$2` now), the access
+    /// generation bump if asked, and `event`. Returns whether it matched.
+    async fn transition<'q>(
+        &self,
+        cas: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        id: &str,
+        then: &[&str],
+        access_changed: bool,
+        event: Option<&NewWorkspaceEvent>,
+    ) -> Result<bool> {
+        let now = now_ms();
         let mut tx = self.store.write.begin().await?;
-        let gone = sqlx::query("DELETE FROM workspaces WHERE id = $1 AND state = 'deleting' AND phase = 'retained'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if gone {
-            for sql in ["DELETE FROM tokens WHERE tenant_id = $1", "DELETE FROM tenants WHERE id = $1"] {
-                sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        let matched = cas.execute(&mut *tx).await?.rows_affected() == 1;
+        if matched {
+            for sql in then {
+                let q = sqlx::query(sql).bind(id);
+                // Only statements that mention `$2` take the time.
+                let q = if sql.contains("$2") { q.bind(now) } else { q };
+                q.execute(&mut *tx).await?;
+            }
+            if access_changed {
+                crate::db::bump_access(&mut tx).await?;
             }
             insert_event(&mut tx, id, event).await?;
         }
         tx.commit().await?;
-        Ok(gone)
+        Ok(matched)
     }
 
     /// Workspaces being retired, by id.

@@ -107,16 +107,12 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let admin = std::fs::read_to_string(dir.join(tf_server::ADMIN_TOKEN_FILE)).map_err(fail)?.trim().to_string();
-    let sa: Value = http
-        .post(format!("{base}/api/v1/service_accounts"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "bench-workspace-service", "permissions": ["workspaces:*"]}))
-        .send()
-        .await
-        .map_err(fail)?
-        .json()
-        .await
-        .map_err(fail)?;
+    let sa = crate::client::Client::new(base.clone(), Some(admin.clone()))
+        .post_json(
+            "/api/v1/service_accounts",
+            &json!({"name": "bench-workspace-service", "permissions": ["workspaces:*"]}),
+        )
+        .await?;
     let svc = sa["token"].as_str().ok_or_else(|| fail(format!("no service account: {sa}")))?.to_string();
 
     // provision_10000
@@ -177,17 +173,10 @@ async fn drive(
     // reconcile_10000: full passes over converged workspaces write nothing.
     let mut walls = Vec::new();
     let mut last = Value::Null;
+    let service = crate::client::Client::new(base.clone(), Some(svc.clone()));
     for _ in 0..args.runs.clamp(1, 5) {
         let t = Instant::now();
-        let r: Value = http
-            .post(format!("{base}/api/v1/reconciler/workspaces"))
-            .bearer_auth(&svc)
-            .send()
-            .await
-            .map_err(fail)?
-            .json()
-            .await
-            .map_err(fail)?;
+        let r = service.post_json("/api/v1/reconciler/workspaces", &json!({})).await?;
         walls.push(t.elapsed().as_secs_f64());
         last = r;
     }

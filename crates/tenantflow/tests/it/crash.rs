@@ -47,15 +47,17 @@ pub async fn ready(http: &reqwest::Client, base: &str) {
     panic!("server at {base} not ready");
 }
 
-fn marked_processes() -> usize {
+/// How many processes have `marker` in their command line.
+pub fn processes_marked(marker: &str) -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tf-crash-marker"))
-        })
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
         .count()
+}
+
+fn marked_processes() -> usize {
+    processes_marked("tf-crash-marker")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,11 +107,6 @@ impl TestServer {
         Self::start_full(backend, Default::default(), Default::default(), executor, Default::default()).await
     }
 
-    /// A server with these workspace settings (retention, webhook, reconcile interval).
-    pub async fn start_with_workspaces(backend: Backend, workspaces: tf_server::WorkspaceSettings) -> TestServer {
-        Self::start_full(backend, Default::default(), Default::default(), Default::default(), workspaces).await
-    }
-
     pub async fn start_full(
         backend: Backend,
         auth: tf_server::AuthOptions,

@@ -4,7 +4,7 @@
 //! purged — with no duplicate or orphaned tenant, project, role, binding, record, blob or task
 //! process. On SQLite and on PostgreSQL.
 
-use crate::crash::ready;
+use crate::crash::{processes_marked, ready};
 use crate::engine::can_run;
 use crate::harness::{backends, TestDb};
 use crate::workspaces::eventually;
@@ -34,14 +34,7 @@ fn start(db: &TestDb, port: u16) -> Child {
 }
 
 fn marked_processes() -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tf-ws-fault-marker"))
-        })
-        .count()
+    processes_marked("tf-ws-fault-marker")
 }
 
 fn spec(id: &str) -> Value {
