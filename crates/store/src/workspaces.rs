@@ -179,16 +179,25 @@ impl PlatformStore<'_> {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records why converging `generation` failed; the next pass retries it.
-    pub async fn workspace_failed(&self, id: &str, generation: i64, error: &str) -> Result<()> {
-        sqlx::query("UPDATE workspaces SET last_error = $3, updated_at = $4 WHERE id = $1 AND generation = $2")
-            .bind(id)
-            .bind(generation)
-            .bind(error)
-            .bind(now_ms())
-            .execute(&self.store.write)
-            .await?;
-        Ok(())
+    /// Records why converging `generation` failed; the next pass retries it. `event` is
+    /// recorded only when the error is new (not on every retry of the same failure). Returns
+    /// whether the error was new.
+    pub async fn workspace_failed(
+        &self,
+        id: &str,
+        generation: i64,
+        error: &str,
+        event: Option<&NewWorkspaceEvent>,
+    ) -> Result<bool> {
+        let cas = sqlx::query(
+            "UPDATE workspaces SET last_error = $3, updated_at = $4 WHERE id = $1 AND generation = $2 \
+             AND (last_error IS NULL OR last_error <> $3)",
+        )
+        .bind(id)
+        .bind(generation)
+        .bind(error)
+        .bind(now_ms());
+        self.transition(cas, id, &[], false, event).await
     }
 
     /// Active workspaces whose declared state is not converged yet, by id.

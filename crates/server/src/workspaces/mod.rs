@@ -198,7 +198,14 @@ pub async fn converge_id(s: &AppState, id: &str) -> Result<Option<Outcome>, Conv
     match converge(s, &obs).await {
         Ok(o) => Ok(Some(o)),
         Err(e) => {
-            let _ = s.store.platform().workspace_failed(id, obs.record.generation, &e.to_string()).await;
+            let error = e.to_string();
+            let event =
+                s.workspaces.event("workspace.failed", json!({"generation": obs.record.generation, "error": error}));
+            if let Ok(true) =
+                s.store.platform().workspace_failed(id, obs.record.generation, &error, event.as_ref()).await
+            {
+                s.workspaces.events_ready.notify_one();
+            }
             Err(e)
         }
     }
@@ -217,7 +224,14 @@ async fn apply_in_memory(s: &AppState, id: &str, steps: &[Step]) -> Result<(), t
     let mut quota_changed = false;
     for step in steps {
         match step {
-            Step::CreateTenant { .. } | Step::UpdateTenant { .. } | Step::SetQuota(_) => quota_changed = true,
+            Step::CreateTenant { .. } => {
+                quota_changed = true;
+                // Its data area (mounted at /data in its tasks); attempts also create it on demand.
+                if let Err(e) = std::fs::create_dir_all(s.engine.data_dir(id)) {
+                    tracing::warn!(workspace = id, error = %e, "cannot create the workspace's data area yet");
+                }
+            }
+            Step::UpdateTenant { .. } | Step::SetQuota(_) => quota_changed = true,
             Step::CreateProject { .. } | Step::UpdateProject { .. } => {
                 if let Some(p) = s.store.tenant(id).get_project(id).await? {
                     s.authz.update(|policy| policy.set_project(&p.id, &p.tenant));

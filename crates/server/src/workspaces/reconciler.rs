@@ -1,9 +1,11 @@
-//! The reconciler: the component that owns the loop converging every workspace. A pass reads
-//! workspaces a page at a time together with what exists for them (a few range queries per
-//! page), plans each in memory, and writes only for those whose plan is not empty — so a pass
-//! over unchanged workspaces writes nothing. It also carries retiring workspaces through
-//! their phases. It passes at start (finishing whatever a crash interrupted), every
-//! `reconcile_interval`, sooner when kicked, and every second while a retirement waits.
+//! The reconciler: the component that owns the loop converging every workspace. A full pass
+//! reads workspaces a page at a time together with what exists for them (a few range queries
+//! per page), plans each in memory, and writes only for those whose plan is not empty — so a
+//! pass over unchanged workspaces writes nothing; it also carries retiring workspaces through
+//! their phases. Full passes run at start (finishing whatever a crash interrupted) and every
+//! `reconcile_interval`. Between them, quick passes visit only the workspaces that need it —
+//! declarations not yet converged and retirements under way — when kicked, every second while
+//! a retirement waits, and with back-off (1 s doubling to 60 s) while a convergence fails.
 //!
 //! Invariant: a pass never writes for a workspace whose plan is empty, and every write goes
 //! through [`super::converge_id`] or [`super::retire::advance`], which re-read under the
@@ -45,13 +47,30 @@ pub struct PassReport {
     pub next_purge_at: Option<i64>,
 }
 
+/// Longest wait between quick passes while a convergence keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Passes until the task is aborted.
 pub async fn run(s: AppState) {
+    let interval = s.workspaces.settings.interval;
+    let mut next_full = Instant::now();
+    let mut backoff = RETIRING_RECHECK;
     loop {
-        let report = pass(&s).await;
-        let mut wait = s.workspaces.settings.interval;
-        if report.retiring_in_progress > 0 || report.failed > 0 {
+        let report = if Instant::now() >= next_full {
+            next_full = Instant::now() + interval;
+            pass(&s).await
+        } else {
+            quick_pass(&s).await
+        };
+        let mut wait = next_full.saturating_duration_since(Instant::now());
+        if report.retiring_in_progress > 0 {
             wait = wait.min(RETIRING_RECHECK);
+        }
+        if report.failed > 0 {
+            wait = wait.min(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            backoff = RETIRING_RECHECK;
         }
         if let Some(t) = report.next_purge_at {
             wait = wait.min(Duration::from_millis((t - tf_store::now_ms()).max(20) as u64));
@@ -60,6 +79,82 @@ pub async fn run(s: AppState) {
             _ = tokio::time::sleep(wait) => {}
             _ = s.workspaces.kick.notified() => {}
         }
+    }
+}
+
+/// Visits only declarations not yet converged and workspaces being retired.
+pub async fn quick_pass(s: &AppState) -> PassReport {
+    let t0 = Instant::now();
+    let mut r = PassReport { started_at: tf_store::now_ms(), ..Default::default() };
+    let platform = s.store.platform();
+    match platform.pending_workspaces(PAGE).await {
+        Ok(pending) => {
+            for rec in pending {
+                r.workspaces += 1;
+                converge_one(s, &rec.id, &mut r).await;
+            }
+        }
+        Err(e) => {
+            r.failed += 1;
+            tracing::warn!(error = %e, "workspace reconciliation could not read the store; retrying");
+        }
+    }
+    let mut after = String::new();
+    loop {
+        let page = match platform.retiring_workspaces(&after, PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                r.failed += 1;
+                tracing::warn!(error = %e, "workspace reconciliation could not read the store; retrying");
+                break;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        after = last.id.clone();
+        for rec in &page {
+            r.workspaces += 1;
+            advance_one(s, rec, &mut r).await;
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    r.wall_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    r
+}
+
+async fn converge_one(s: &AppState, id: &str, r: &mut PassReport) {
+    match converge_id(s, id).await {
+        Ok(Some(Outcome::Unchanged)) | Ok(None) => r.unchanged += 1,
+        Ok(Some(_)) => r.converged += 1,
+        Err(e) => {
+            r.failed += 1;
+            tracing::warn!(workspace = %id, error = %e, "converging the workspace failed; retrying");
+        }
+    }
+}
+
+/// Moves a retiring workspace on and counts where it stands.
+async fn advance_one(s: &AppState, rec: &tf_store::WorkspaceRecord, r: &mut PassReport) {
+    r.retiring += 1;
+    match retire::advance(s, rec).await {
+        Ok(Outcome::Converged { steps }) => r.retirement_phases += steps as u64,
+        Ok(_) => {}
+        Err(e) => {
+            r.failed += 1;
+            tracing::warn!(workspace = %rec.id, error = %e, "retiring the workspace failed; retrying");
+            let _ = s.store.platform().retirement_failed(&rec.id, &e.to_string()).await;
+        }
+    }
+    match s.store.platform().get_workspace(&rec.id).await {
+        Ok(Some(now)) if now.phase.as_deref() == Some("retained") => {
+            r.next_purge_at = match (r.next_purge_at, now.purge_after) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(None) => r.retiring -= 1,
+        _ => r.retiring_in_progress += 1,
     }
 }
 
@@ -84,26 +179,7 @@ pub async fn pass(s: &AppState) -> PassReport {
             r.workspaces += 1;
             let rec = &obs.record;
             if rec.state != "active" {
-                r.retiring += 1;
-                match retire::advance(s, rec).await {
-                    Ok(Outcome::Converged { steps }) => r.retirement_phases += steps as u64,
-                    Ok(_) => {}
-                    Err(e) => {
-                        r.failed += 1;
-                        tracing::warn!(workspace = %rec.id, error = %e, "retiring the workspace failed; retrying");
-                        let _ = s.store.platform().retirement_failed(&rec.id, &e.to_string()).await;
-                    }
-                }
-                match s.store.platform().get_workspace(&rec.id).await {
-                    Ok(Some(now)) if now.phase.as_deref() == Some("retained") => {
-                        r.next_purge_at = match (r.next_purge_at, now.purge_after) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        };
-                    }
-                    Ok(None) => r.retiring -= 1,
-                    _ => r.retiring_in_progress += 1,
-                }
+                advance_one(s, rec, &mut r).await;
                 continue;
             }
             let needs_work = rec.observed_generation < rec.generation
@@ -115,14 +191,7 @@ pub async fn pass(s: &AppState) -> PassReport {
                 r.unchanged += 1;
                 continue;
             }
-            match converge_id(s, &rec.id).await {
-                Ok(Some(Outcome::Unchanged)) | Ok(None) => r.unchanged += 1,
-                Ok(Some(_)) => r.converged += 1,
-                Err(e) => {
-                    r.failed += 1;
-                    tracing::warn!(workspace = %rec.id, error = %e, "converging the workspace failed; retrying");
-                }
-            }
+            converge_one(s, &rec.id, &mut r).await;
         }
         if (page.len() as i64) < PAGE {
             break;

@@ -291,7 +291,8 @@ async fn workspace_declarations_move_generations_only_on_change() {
         let spec2 = serde_json::json!({"name": "Churn v2", "members": []});
         assert!(p.declare_workspace("ws-churn", &spec2).await.unwrap().1);
         assert!(!p.workspace_converged("ws-churn", 1).await.unwrap());
-        p.workspace_failed("ws-churn", 2, "store unavailable").await.unwrap();
+        assert!(p.workspace_failed("ws-churn", 2, "store unavailable", None).await.unwrap());
+        assert!(!p.workspace_failed("ws-churn", 2, "store unavailable", None).await.unwrap(), "a repeat is not news");
         assert_eq!(
             p.get_workspace("ws-churn").await.unwrap().unwrap().last_error.as_deref(),
             Some("store unavailable")
