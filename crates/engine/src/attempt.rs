@@ -36,6 +36,7 @@ pub struct Ctx {
     pub refused: Option<String>,
     /// Executions whose end has been recorded.
     pub finished: tokio::sync::broadcast::Sender<(String, ExecutionKey)>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ctx {
@@ -112,10 +113,12 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job) -> Report {
     if job.admission.send(ask).is_err() {
         return Report::NotStarted;
     }
+    let asked = std::time::Instant::now();
     tokio::select! {
         g = granted => if g.is_err() { return Report::NotStarted },
         _ = killed(&mut job.kill) => return Report::NotStarted,
     }
+    ctx.metrics.admitted_after(asked.elapsed().as_secs_f64());
     let prefix = Blobs::attempt_prefix(&job.tenant, &job.key, &job.node, job.attempt);
     let log_key = format!("{prefix}/log");
     let start = ExecutionOp::StartAttempt {

@@ -56,6 +56,10 @@ pub enum Event {
         tenant: String,
         quota: Quota,
     },
+    /// Every tenant's running and waiting work, and the slots.
+    Load {
+        reply: oneshot::Sender<crate::EngineLoad>,
+    },
     /// What a tenant uses now.
     Usage {
         tenant: String,
@@ -286,6 +290,30 @@ impl Driver {
                 self.scheduler.set_quota(&tenant, quota);
                 self.unpark(&tenant);
                 self.dispatch();
+            }
+            Event::Load { reply } => {
+                let (used, slots, busy) = self.scheduler.load();
+                let tenants = busy
+                    .into_iter()
+                    .map(|(tenant, u, waiting, quota)| {
+                        let executions = self.active.get(&tenant).copied().unwrap_or(0);
+                        let usage = crate::TenantUsage {
+                            cpu_millis: u.cpu_millis,
+                            memory_bytes: u.memory_bytes,
+                            tasks: u.tasks,
+                            executions,
+                            waiting,
+                        };
+                        (tenant, usage, quota)
+                    })
+                    .collect();
+                let load = crate::EngineLoad {
+                    slots: slots as usize,
+                    slots_used: used as usize,
+                    executions: self.runs.len(),
+                    tenants,
+                };
+                let _ = reply.send(load);
             }
             Event::Usage { tenant, reply } => {
                 let u = self.scheduler.usage(&tenant);

@@ -6,6 +6,8 @@
 //! crash is always a prefix of what the engine decided. [`Journal::commit`] returns only once
 //! its ops (and every op sent before them) are durable.
 
+use crate::metrics::Metrics;
+use std::sync::Arc;
 use std::time::Duration;
 use tf_store::{Store, TenantOp};
 use tokio::sync::{mpsc, oneshot};
@@ -25,9 +27,9 @@ pub struct Journal {
 
 impl Journal {
     /// Starts the writer task.
-    pub fn start(store: Store) -> (Journal, tokio::task::JoinHandle<()>) {
+    pub fn start(store: Store, metrics: Arc<Metrics>) -> (Journal, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_loop(store, rx));
+        let task = tokio::spawn(write_loop(store, rx, metrics));
         (Journal { tx }, task)
     }
 
@@ -52,7 +54,7 @@ impl Journal {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Entry>) {
+async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Entry>, metrics: Arc<Metrics>) {
     let mut ops: Vec<TenantOp> = Vec::new();
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -79,6 +81,7 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Entry>) {
                 }
             }
         }
+        metrics.recorded(&ops);
         ops.clear();
         for w in waiters.drain(..) {
             let _ = w.send(());

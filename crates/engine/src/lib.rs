@@ -14,6 +14,7 @@ mod attempt;
 pub mod blobs;
 mod driver;
 mod journal;
+pub mod metrics;
 pub mod plan;
 pub mod scheduler;
 mod ticker;
@@ -75,6 +76,17 @@ impl Readiness {
 }
 
 /// What a tenant's work holds right now on this engine.
+/// The executor's load: slots, and each tenant's running and waiting work.
+#[derive(Debug, Clone, Default)]
+pub struct EngineLoad {
+    pub slots: usize,
+    pub slots_used: usize,
+    /// Executions held by the driver (running or queued).
+    pub executions: usize,
+    /// Per tenant with anything running or waiting: what it uses and its quota.
+    pub tenants: Vec<(String, TenantUsage, scheduler::Quota)>,
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct TenantUsage {
     pub cpu_millis: u64,
@@ -181,7 +193,8 @@ impl Engine {
             _ => {}
         }
         let readiness = Readiness { sandbox: sandbox.into(), refused: refused.clone() };
-        let (journal, journal_task) = journal::Journal::start(store.clone());
+        let metrics = Arc::new(metrics::Metrics::default());
+        let (journal, journal_task) = journal::Journal::start(store.clone(), metrics.clone());
         let ctx = Arc::new(Ctx {
             store: store.clone(),
             journal,
@@ -191,6 +204,7 @@ impl Engine {
             data_root: opts.data_dir.join("tenants"),
             refused,
             finished: tokio::sync::broadcast::channel(1024).0,
+            metrics,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = tokio::spawn(driver::Driver::new(ctx.clone(), tx.clone(), rx, opts.slots).run());
@@ -323,6 +337,21 @@ impl Engine {
                 Ok(Err(_)) => return,
             }
         }
+    }
+
+    /// Counters since start: phase transitions, attempts, admission waits.
+    pub fn counters(&self) -> metrics::Counters {
+        self.ctx.metrics.snapshot()
+    }
+
+    /// Every tenant's use of the executor now, with the executor's slots (total, in use);
+    /// one round trip to the driver.
+    pub async fn load(&self) -> EngineLoad {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(driver::Event::Load { reply }).is_err() {
+            return EngineLoad::default();
+        }
+        rx.await.unwrap_or_default()
     }
 
     pub fn readiness(&self) -> &Readiness {

@@ -118,6 +118,9 @@ struct TenantQueue {
     blocked: Option<String>,
 }
 
+/// A busy tenant as [`Scheduler::load`] reports it: name, usage, attempts waiting, quota.
+pub type TenantLoad = (String, Usage, u64, Quota);
+
 /// The admission queue of one executor.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -244,6 +247,18 @@ impl Scheduler {
     /// Attempts of `tenant` waiting for admission.
     pub fn waiting_of(&self, tenant: &str) -> u64 {
         self.tenants.get(tenant).map(|t| t.queue.len() as u64).unwrap_or(0)
+    }
+
+    /// Slots in use, all slots, and every tenant with something running or waiting:
+    /// `(tenant, usage, waiting, quota)`.
+    pub fn load(&self) -> (u64, u64, Vec<TenantLoad>) {
+        let busy: Vec<TenantLoad> = self
+            .tenants
+            .iter()
+            .filter(|(_, t)| t.usage.tasks > 0 || !t.queue.is_empty())
+            .map(|(n, t)| (n.clone(), t.usage, t.queue.len() as u64, t.quota.clone()))
+            .collect();
+        (self.busy, self.slots, busy)
     }
 
     pub fn usage(&self, tenant: &str) -> Usage {

@@ -3,6 +3,7 @@
 //! asks [`crate::access::admit`], and only then lets the request reach its handler.
 
 use crate::access::{admit, Access, Principal, Target};
+use crate::audit;
 use crate::error::{ApiError, Code};
 use crate::AppState;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
@@ -32,15 +33,27 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     if access == Access::Public {
         return next.run(req).await;
     }
-    let header = req.headers().get(header::AUTHORIZATION).cloned();
-    let principal = match principal(&state, header).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+    let facts = audit::RequestFacts::of(&req, matched.as_ref().map(|m| m.as_str()).unwrap_or("-"));
     let params = req.extract_parts::<RawPathParams>().await.ok();
     let param =
         |name: &str| params.as_ref().and_then(|ps| ps.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
     let (project, domain, tenant) = (param("project"), param("domain"), param("tenant"));
+    let scope = audit::Scope::of(
+        &state,
+        project.as_deref(),
+        domain.as_deref(),
+        tenant.as_deref(),
+        param("workspace").as_deref(),
+    );
+    let header = req.headers().get(header::AUTHORIZATION).cloned();
+    let principal = match principal(&state, header).await {
+        Ok(p) => p,
+        Err(e) => {
+            let status = e.code.status();
+            audit::write(&state, audit::entry(&facts, None, &scope), status, None).await;
+            return e.into_response();
+        }
+    };
     let target = Target { project: project.as_deref(), domain: domain.as_deref(), tenant: tenant.as_deref() };
     let decision = admit(&state.authz.read(), &principal, access, &target);
     match decision {
@@ -50,19 +63,39 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Decision::Deny => {
             let what = access.permission().map(|p| format!(": {p}")).unwrap_or_default();
             let details = serde_json::json!({"admission": true, "permission": access.permission()});
+            let e = audit::entry(&facts, Some(&principal), &scope);
+            audit::write(&state, e, axum::http::StatusCode::FORBIDDEN, Some("denied")).await;
             return ApiError::new(Code::PermissionDenied, format!("permission denied{what}"))
                 .with_details(details)
                 .into_response();
         }
         Decision::Hide => {
+            let e = audit::entry(&facts, Some(&principal), &scope);
+            audit::write(&state, e, axum::http::StatusCode::NOT_FOUND, Some("hidden")).await;
             return ApiError::not_found("not found")
                 .with_details(serde_json::json!({"admission": true}))
-                .into_response()
+                .into_response();
         }
     }
     let caller = crate::request_log::Caller::from(&principal);
+    state.usage.count(&scope, &principal);
+    let entry = audit::entry(&facts, Some(&principal), &scope);
+    let cross_tenant_read = audit::is_cross_tenant_read(&principal, access, &facts);
     req.extensions_mut().insert(principal);
-    let mut res = next.run(req).await;
+    let mut res = if facts.mutating() {
+        // The entry commits with the request's change; written alone only if nothing did.
+        let (res, slot) = tf_store::audit::with_pending(entry, next.run(req)).await;
+        if let Some(left) = slot.left() {
+            audit::write(&state, left, res.status(), None).await;
+        }
+        res
+    } else {
+        let res = next.run(req).await;
+        if cross_tenant_read && !scope.tenant.is_empty() {
+            audit::write(&state, entry, res.status(), None).await;
+        }
+        res
+    };
     res.extensions_mut().insert(caller);
     res
 }

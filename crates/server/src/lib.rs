@@ -5,6 +5,7 @@
 //! all built from that table, so no route can exist without a declaration.
 
 pub mod access;
+pub mod audit;
 mod auth;
 pub mod authz;
 mod bootstrap;
@@ -12,6 +13,7 @@ mod directory;
 pub mod error;
 mod extract;
 mod listing_cache;
+pub mod metrics;
 pub mod oidc;
 mod openapi;
 mod refresh;
@@ -19,8 +21,10 @@ mod request_log;
 mod routes;
 pub mod table;
 mod token_cache;
+pub mod usage;
 pub mod workspaces;
 
+pub use audit::AuditSettings;
 pub use auth::PlatformAdmins;
 pub use bootstrap::{ensure_admin_credential, ADMIN_TOKEN_FILE};
 pub use oidc::OidcOptions;
@@ -49,6 +53,7 @@ pub struct ServerOptions {
     pub executor: ExecutorSettings,
     pub storage: StorageSettings,
     pub workspaces: WorkspaceSettings,
+    pub audit: audit::AuditSettings,
 }
 
 /// `executor:` in the configuration: how task attempts run on this host.
@@ -128,6 +133,9 @@ pub struct AppState {
     pub(crate) access: Arc<HashMap<(Method, &'static str), access::Access>>,
     pub engine: Arc<tf_engine::Engine>,
     pub(crate) workspaces: Arc<workspaces::Workspaces>,
+    pub(crate) usage: Arc<usage::Usage>,
+    pub(crate) http_metrics: Arc<metrics::HttpMetrics>,
+    pub(crate) audit_retention: Arc<audit::Retention>,
 }
 
 impl AppState {
@@ -136,6 +144,7 @@ impl AppState {
         auth: &AuthOptions,
         engine: Arc<tf_engine::Engine>,
         workspaces: workspaces::Settings,
+        audit_retention: audit::Retention,
     ) -> Result<AppState, StartError> {
         // Read the generation first: a change made while loading triggers a rebuild.
         let generation =
@@ -163,6 +172,9 @@ impl AppState {
             access: Arc::new(access),
             engine,
             workspaces: Arc::new(workspaces::Workspaces::new(workspaces)),
+            usage: Default::default(),
+            http_metrics: Default::default(),
+            audit_retention: Arc::new(audit_retention),
         })
     }
 }
@@ -177,7 +189,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
     r.fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
-        .layer(axum::middleware::from_fn(request_log::log))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_log::log))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(extract::MaxBody(max_body_bytes)))
         .with_state(state)
@@ -192,8 +204,10 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Store,
     refresher: tokio::task::JoinHandle<()>,
-    /// The workspace reconciler and event sender.
+    /// The workspace reconciler and event sender, the usage flusher, audit retention.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Flushed at shutdown, so no counted call is lost by a clean stop.
+    usage: Arc<usage::Usage>,
     engine: Arc<tf_engine::Engine>,
 }
 
@@ -206,6 +220,7 @@ impl RunningServer {
         let r = (&mut self.task).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.refresher.abort();
         self.background.iter().for_each(|t| t.abort());
+        self.usage.flush(&self.store).await;
         self.engine.shutdown().await;
         self.store.close().await;
         r
@@ -254,9 +269,13 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError(format!("cannot start the engine: {e}")))?;
     let engine = Arc::new(engine);
     let ws = opts.workspaces.check(addr).map_err(StartError)?;
-    let state = AppState::new(store.clone(), &opts.auth, engine.clone(), ws).await?;
+    let retention = opts.audit.check().map_err(StartError)?;
+    let state = AppState::new(store.clone(), &opts.auth, engine.clone(), ws, retention).await?;
     let refresher = tokio::spawn(refresh::run(state.clone()));
-    let background = workspaces::spawn(&state);
+    let mut background = workspaces::spawn(&state);
+    background.push(tokio::spawn(usage::run(state.clone())));
+    background.push(tokio::spawn(audit::retention(state.clone())));
+    let usage = state.usage.clone();
     let app = router(state, opts.max_body_bytes);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -266,7 +285,17 @@ pub async fn start(opts: &ServerOptions) -> Result<RunningServer, StartError> {
             })
             .await
     });
-    Ok(RunningServer { addr, admin_token_written, shutdown: Some(tx), task, store, refresher, background, engine })
+    Ok(RunningServer {
+        addr,
+        admin_token_written,
+        shutdown: Some(tx),
+        task,
+        store,
+        refresher,
+        background,
+        usage,
+        engine,
+    })
 }
 
 /// Why the server could not start; the message is for the operator, as is.

@@ -27,9 +27,14 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| format!("{:x}-{:x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
-pub async fn log(req: Request, next: Next) -> Response {
+pub async fn log(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request_id(&req);
+    req.extensions_mut().insert(crate::audit::RequestId(id.clone()));
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "-".into());
     let mut res = next.run(req).await;
@@ -37,12 +42,14 @@ pub async fn log(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, v);
     }
+    let latency = started.elapsed().as_secs_f64();
+    state.http_metrics.observe(method.as_str(), &route, res.status().as_u16(), latency);
     tracing::info!(
         request_id = %id,
         method = %method,
         route = %route,
         status = res.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = latency * 1000.0,
         caller = %who,
         "request"
     );

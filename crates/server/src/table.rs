@@ -2,7 +2,9 @@
 //! admission layer and the OpenAPI document are all built from this one list.
 
 use crate::access::{Access, Action, Resource};
-use crate::routes::{attributes, executions, health, launch_plans, me, projects, rbac, registry, tenants, workspaces};
+use crate::routes::{
+    attributes, audit, executions, health, launch_plans, me, projects, rbac, registry, tenants, workspaces,
+};
 use crate::AppState;
 use axum::http::Method;
 use axum::routing::{delete, get, post, put, MethodRouter};
@@ -721,6 +723,61 @@ pub fn routes() -> Vec<RouteDef> {
             "access",
             delete(workspaces::revoke_service_account),
         ),
+        r(
+            Method::GET,
+            "/metrics",
+            Platform(Permission(Tenants, Read)),
+            "Prometheus metrics (text format): requests, engine, queue, per-tenant quota use (busiest tenants), health",
+            "meta",
+            get(crate::metrics::handler),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit",
+            Collection(Permission(Audit, Read)),
+            "Audit records, newest first: a tenant's (its administrators), or every tenant's (platform administrators)",
+            "audit",
+            get(audit::list),
+        )
+        .query(&[
+            ("tenant", "the tenant whose records to read (required unless platform administrator)"),
+            ("project", "records about this project"),
+            ("actor", "records of this user or service account"),
+            ("action", "exact action, or a prefix ending in `*` (`execution.*`)"),
+            ("outcome", "ok, denied, hidden, unauthenticated, invalid, not_found, conflict, error, …"),
+            ("request_id", "the record of one request (its `X-Request-Id`)"),
+            ("since", "at or after (RFC 3339 or epoch ms)"),
+            ("until", "before (RFC 3339 or epoch ms)"),
+            ("limit", "page size, 1–1000 (default 100)"),
+            ("token", "`next_token` of the previous page"),
+        ])
+        .response(s::<tf_store::Page<tf_store::audit::AuditRecord>>),
+        r(
+            Method::POST,
+            "/api/v1/audit/verify",
+            Collection(Permission(Audit, Read)),
+            "Verify the audit hash chains (a tenant's, or all): reports edited, missing or inserted records",
+            "audit",
+            post(audit::verify),
+        )
+        .query(&[("tenant", "the tenant whose chain to verify (all when omitted, platform administrators only)")])
+        .response(s::<tf_store::audit::VerifyReport>),
+        r(
+            Method::GET,
+            "/api/v1/usage",
+            Collection(Permission(Tenants, Read)),
+            "A tenant's (or project's) usage per hour or day: API calls, active users, executions, attempts, cpu-seconds, memory GiB-seconds, queue wait, stored bytes",
+            "audit",
+            get(audit::usage),
+        )
+        .query(&[
+            ("tenant", "the tenant (required unless the credential belongs to one)"),
+            ("project", "one project of it"),
+            ("since", "default: a day before `until`"),
+            ("until", "default: now"),
+            ("window", "hour (default) or day"),
+        ])
+        .response(s::<audit::UsageReport>),
     ];
     for (kind, resource, list_path, versions_path, get_path) in [
         (

@@ -102,7 +102,7 @@ impl RoleStore<'_> {
         if status != "unchanged" {
             crate::db::bump_access(&mut tx).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(status)
     }
 
@@ -142,7 +142,7 @@ impl RoleStore<'_> {
             .execute(&mut *tx)
             .await?;
         crate::db::bump_access(&mut tx).await?;
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -161,7 +161,7 @@ impl RoleStore<'_> {
             return Ok(false);
         }
         crate::db::bump_access(&mut tx).await?;
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(true)
     }
 
@@ -179,7 +179,7 @@ impl RoleStore<'_> {
         if added > 0 {
             crate::db::bump_access(&mut tx).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(added)
     }
 
@@ -235,7 +235,7 @@ impl RoleStore<'_> {
         if r.rows_affected() > 0 {
             crate::db::bump_access(&mut tx).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(r.rows_affected() > 0)
     }
 

@@ -2,6 +2,7 @@
 //! plan. Every statement binds the tenant first; the parts a level does not have are stored as
 //! `''`, so one primary key covers every level.
 
+use crate::db::ExecuteAudited;
 use crate::{now_ms, Result, TenantStore};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -87,7 +88,7 @@ impl TenantStore<'_> {
         .bind(body)
         .bind(now_ms())
         .bind(by)
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         Ok(true)
     }
@@ -100,7 +101,7 @@ impl TenantStore<'_> {
             .bind(s.level.as_str())
             .bind(&s.domain)
             .bind(&s.name)
-            .execute(&self.store.write)
+            .execute_audited(self.store)
             .await?;
         Ok(done.rows_affected() > 0)
     }

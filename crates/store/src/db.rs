@@ -157,3 +157,41 @@ pub(crate) async fn bump_registry(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> 
     sqlx::query("UPDATE access_generation SET value = value + 1 WHERE id = 2").execute(&mut **tx).await?;
     Ok(())
 }
+
+/// Commits a write transaction, appending the running request's audit entry (if one is
+/// waiting) to it first: the change and its record commit together or not at all.
+pub(crate) async fn commit(mut tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    let pending = crate::audit::take_pending();
+    if let Some(e) = &pending {
+        if let Err(err) = crate::audit::append(&mut tx, e).await {
+            crate::audit::restore_pending(e.clone());
+            return Err(err);
+        }
+    }
+    if let Err(err) = tx.commit().await {
+        if let Some(e) = pending {
+            crate::audit::restore_pending(e);
+        }
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+/// One statement as its own write transaction, committed through [`commit`].
+pub(crate) trait ExecuteAudited {
+    async fn execute_audited(self, store: &Store) -> Result<sqlx::any::AnyQueryResult>;
+}
+
+impl<'q> ExecuteAudited for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    async fn execute_audited(self, store: &Store) -> Result<sqlx::any::AnyQueryResult> {
+        let mut tx = store.write.begin().await?;
+        let r = self.execute(&mut *tx).await?;
+        if r.rows_affected() == 0 {
+            // Nothing changed: no change to record (the request's entry stays for its outcome).
+            tx.rollback().await?;
+        } else {
+            commit(tx).await?;
+        }
+        Ok(r)
+    }
+}

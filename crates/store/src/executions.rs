@@ -2,6 +2,7 @@
 //! first. An attempt is recorded when it starts and finished exactly once: finishing updates
 //! only a row still `RUNNING`, in the same transaction as its node's new state.
 
+use crate::db::ExecuteAudited;
 use crate::{now_ms, Error, Page, PageRequest, Result, TenantStore};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -237,6 +238,16 @@ pub struct TenantOp {
     op: ExecutionOp,
 }
 
+impl TenantOp {
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub fn kind(&self) -> &ExecutionOp {
+        &self.op
+    }
+}
+
 impl TenantStore<'_> {
     /// Binds an op to this tenant.
     pub fn op(&self, op: ExecutionOp) -> TenantOp {
@@ -292,7 +303,7 @@ impl TenantStore<'_> {
             }
             q.execute(&mut *tx).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         self.get_execution(&e.key).await?.ok_or_else(|| Error::Corrupt("execution vanished".into()))
     }
 
@@ -436,7 +447,7 @@ impl TenantStore<'_> {
         if let Some(b) = end.stored_bytes.filter(|b| done && *b > 0) {
             add_stored(&mut tx, &self.tenant, b).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(done)
     }
 
@@ -452,7 +463,7 @@ impl TenantStore<'_> {
     ) -> Result<bool> {
         let mut tx = self.store.write.begin().await?;
         let done = set_phase(&mut tx, &self.tenant, k, phase, outputs, error, terminal).await?;
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(done)
     }
 
@@ -485,7 +496,7 @@ impl TenantStore<'_> {
         .bind(&k.domain)
         .bind(&k.name)
         .bind(by)
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -693,7 +704,55 @@ async fn set_phase(
         .execute(&mut **tx)
         .await?;
     }
+    // The phase change is audited in the same transaction; a finished execution's record
+    // carries what it consumed.
+    let mut e = crate::audit::entry_now(
+        tenant,
+        "engine",
+        "engine",
+        &format!("execution.{phase}"),
+        &format!("executions/{}/{}/{}", k.project, k.domain, k.name),
+    );
+    e.project = Some(k.project.clone());
+    e.domain = Some(k.domain.clone());
+    e.outcome = if phase == "SUCCEEDED" || !terminal { "ok".into() } else { phase.to_lowercase() };
+    e.details = Some(execution_usage(tx, tenant, k).await?);
+    crate::audit::append(tx, &e).await?;
     Ok(true)
+}
+
+/// What an execution's attempts consumed so far, and who launched it: cpu-seconds (cgroup
+/// accounting), memory GiB-seconds (each attempt's peak memory × its wall time), attempts,
+/// and queue wait (creation to first start).
+async fn execution_usage(tx: &mut Tx<'_>, tenant: &str, k: &ExecutionKey) -> Result<Value> {
+    let a = sqlx::query(&format!(
+        "SELECT COUNT(*) AS attempts, CAST(COALESCE(SUM(cpu_ms), 0) AS BIGINT) AS cpu_ms, \
+         CAST(COALESCE(SUM(peak_memory_bytes * (COALESCE(finished_at, started_at) - started_at)), 0) AS BIGINT) AS mem_byte_ms \
+         FROM attempts WHERE {KEY} AND execution = $4"
+    ))
+    .bind(tenant)
+    .bind(&k.project)
+    .bind(&k.domain)
+    .bind(&k.name)
+    .fetch_one(&mut **tx)
+    .await?;
+    let x =
+        sqlx::query(&format!("SELECT created_by, created_at, started_at FROM executions WHERE {KEY} AND name = $4"))
+            .bind(tenant)
+            .bind(&k.project)
+            .bind(&k.domain)
+            .bind(&k.name)
+            .fetch_one(&mut **tx)
+            .await?;
+    let (created, started): (i64, Option<i64>) = (x.try_get("created_at")?, x.try_get("started_at")?);
+    let mem_byte_ms: i64 = a.try_get("mem_byte_ms")?;
+    Ok(serde_json::json!({
+        "launched_by": x.try_get::<String, _>("created_by")?,
+        "attempts": a.try_get::<i64, _>("attempts")?,
+        "cpu_seconds": a.try_get::<i64, _>("cpu_ms")? as f64 / 1000.0,
+        "memory_gib_seconds": mem_byte_ms as f64 / 1000.0 / (1u64 << 30) as f64,
+        "queue_wait_seconds": started.map(|s| (s - created).max(0) as f64 / 1000.0),
+    }))
 }
 
 async fn catalog_put(
@@ -759,7 +818,7 @@ impl crate::Store {
         for (tenant, b) in stored {
             add_stored(&mut tx, tenant, b).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 
 mod access;
 mod attributes;
+pub mod audit;
 mod db;
 mod error;
 mod executions;
@@ -16,6 +17,7 @@ mod platform;
 mod records;
 mod schedules;
 mod tenant;
+pub mod usage;
 mod workspaces;
 
 pub use access::RoleStore;

@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "workspace_lifecycle",
         sql: include_str!("../migrations/0010_workspace_lifecycle.sql"),
     },
+    Migration { version: 11, name: "audit_usage", sql: include_str!("../migrations/0011_audit_usage.sql") },
 ];
 
 const LOCK_KEY: i64 = 0x7465_6e61_6e74; // "tenant"
@@ -78,7 +79,7 @@ async fn apply(conn: &mut sqlx::pool::PoolConnection<sqlx::Any>) -> Result<()> {
             .bind(crate::now_ms())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
     Ok(())

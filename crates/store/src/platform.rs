@@ -1,6 +1,7 @@
 //! Cross-tenant operations: tenants, credentials and the project directory. Nothing here
 //! returns another tenant's registered entities; that is [`crate::TenantStore`]'s job.
 
+use crate::db::ExecuteAudited;
 use crate::records::{Project, QuotaRecord, Tenant, TenantState};
 use crate::tenant::project_from_row;
 use crate::{now_ms, Error, Page, PageRequest, Result, Store};
@@ -141,7 +142,7 @@ impl PlatformStore<'_> {
         .bind(now_ms())
         .bind(id)
         .bind(subject)
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -153,7 +154,7 @@ impl PlatformStore<'_> {
                 .bind(now_ms())
                 .bind(id)
                 .bind(tenant)
-                .execute(&self.store.write)
+                .execute_audited(self.store)
                 .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -174,12 +175,14 @@ impl PlatformStore<'_> {
         .bind(tier)
         .bind(serde_json::to_string(labels)?)
         .bind(now)
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await;
         match res {
             Ok(_) => self.get_tenant(id).await?.ok_or_else(|| Error::Corrupt("tenant vanished".into())),
-            Err(e) if Error::is_unique_violation(&e) => Err(Error::Conflict(format!("tenant `{id}` already exists"))),
-            Err(e) => Err(e.into()),
+            Err(Error::Backend(e)) if Error::is_unique_violation(&e) => {
+                Err(Error::Conflict(format!("tenant `{id}` already exists")))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -190,8 +193,9 @@ impl PlatformStore<'_> {
 
     /// Sets a tenant's quota (replacing the previous one).
     pub async fn set_quota(&self, tenant: &str, q: &QuotaRecord) -> Result<()> {
-        let mut conn = self.store.write.acquire().await?;
-        upsert_quota(&mut conn, tenant, q, now_ms()).await
+        let mut tx = self.store.write.begin().await?;
+        upsert_quota(&mut tx, tenant, q, now_ms()).await?;
+        crate::db::commit(tx).await
     }
 
     /// A tenant's quota; unlimited when none was set.
@@ -297,7 +301,7 @@ impl PlatformStore<'_> {
             .bind(now_ms())
             .bind(id)
             .bind(PLATFORM_SERVICE_ACCOUNT)
-            .execute(&self.store.write)
+            .execute_audited(self.store)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -334,7 +338,7 @@ impl PlatformStore<'_> {
         .bind(now)
         .bind(expires_at)
         .bind((!permissions.is_empty()).then(|| serde_json::to_string(permissions)).transpose()?)
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         let info = TokenInfo {
             id,
@@ -365,7 +369,7 @@ impl PlatformStore<'_> {
             sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&info.id)
-                .execute(&self.store.write)
+                .execute_audited(self.store)
                 .await?;
         }
         Ok(Some(info))
@@ -382,7 +386,7 @@ impl PlatformStore<'_> {
         let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(id)
-            .execute(&self.store.write)
+            .execute_audited(self.store)
             .await?;
         Ok(r.rows_affected() > 0)
     }

@@ -5,6 +5,7 @@
 //! servers looking at the same due tick exactly one advances it; the execution a tick starts
 //! has a name derived from the tick, so creating it twice is a conflict, never a second run.
 
+use crate::db::ExecuteAudited;
 use crate::{now_ms, Result, Store, TenantStore};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -154,7 +155,7 @@ impl TenantStore<'_> {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         self.launch_plan_state(project, domain, name)
             .await?
             .ok_or_else(|| crate::Error::Corrupt("state vanished".into()))
@@ -180,7 +181,7 @@ impl TenantStore<'_> {
         .bind(version)
         .bind(now_ms())
         .bind(by)
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         self.launch_plan_state(project, domain, name).await
     }
@@ -225,7 +226,7 @@ impl TenantStore<'_> {
         .bind(f.tick)
         .bind(&f.outcome)
         .bind(f.execution.as_deref())
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         Ok(done.rows_affected() == 1)
     }

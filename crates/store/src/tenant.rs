@@ -119,7 +119,7 @@ impl TenantStore<'_> {
             Err(e) => return Err(e.into()),
         }
         crate::db::bump_access(&mut tx).await?;
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         self.get_project(&p.id).await?.ok_or_else(|| Error::Corrupt("project vanished".into()))
     }
 
@@ -185,7 +185,7 @@ impl TenantStore<'_> {
         .execute(&mut *tx)
         .await?;
         crate::db::bump_access(&mut tx).await?;
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(p)
     }
 
@@ -379,7 +379,7 @@ impl TenantStore<'_> {
         if out.iter().any(|o| o.status == "created") {
             crate::db::bump_registry(&mut tx).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(out)
     }
 }

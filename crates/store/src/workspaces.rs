@@ -8,6 +8,7 @@
 //! transaction; so do each retirement phase and its event. Observation reads whole id ranges
 //! (a few queries per page of workspaces, never one per workspace).
 
+use crate::db::ExecuteAudited;
 use crate::{now_ms, Error, Page, PageRequest, PlatformStore, QuotaRecord, Result};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -154,7 +155,7 @@ impl PlatformStore<'_> {
                 true
             }
         };
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         let rec = self.get_workspace(id).await?.ok_or_else(|| crate::Error::Corrupt("workspace vanished".into()))?;
         Ok((rec, changed))
     }
@@ -174,7 +175,7 @@ impl PlatformStore<'_> {
         .bind(id)
         .bind(generation)
         .bind(now_ms())
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -333,7 +334,7 @@ impl PlatformStore<'_> {
         if marked {
             insert_event(&mut tx, id, event).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(marked)
     }
 
@@ -438,7 +439,7 @@ impl PlatformStore<'_> {
             }
             insert_event(&mut tx, id, event).await?;
         }
-        tx.commit().await?;
+        crate::db::commit(tx).await?;
         Ok(matched)
     }
 
@@ -458,7 +459,7 @@ impl PlatformStore<'_> {
             .bind(id)
             .bind(error)
             .bind(now_ms())
-            .execute(&self.store.write)
+            .execute_audited(self.store)
             .await?;
         Ok(())
     }
@@ -493,7 +494,7 @@ impl PlatformStore<'_> {
     }
 
     pub async fn event_delivered(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM workspace_events WHERE id = $1").bind(id).execute(&self.store.write).await?;
+        sqlx::query("DELETE FROM workspace_events WHERE id = $1").bind(id).execute_audited(self.store).await?;
         Ok(())
     }
 
@@ -504,7 +505,7 @@ impl PlatformStore<'_> {
         .bind(id)
         .bind(next_attempt_at)
         .bind(error)
-        .execute(&self.store.write)
+        .execute_audited(self.store)
         .await?;
         Ok(())
     }

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// Workspaces: retention of retired ones, reconcile interval, event webhook, links.
     #[serde(default)]
     pub workspaces: tf_server::WorkspaceSettings,
+    /// Audit record retention per tenant tier.
+    #[serde(default)]
+    pub audit: tf_server::AuditSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             executor: Default::default(),
             storage: Default::default(),
             workspaces: Default::default(),
+            audit: Default::default(),
         }
     }
 }

@@ -251,6 +251,12 @@ pub async fn create_flat(
 ) -> ApiResult<(StatusCode, Json<ExecutionView>)> {
     check_id("project", &b.project)?;
     check_id("domain", &b.domain)?;
+    let owner = s.directory.get(&b.project).map(|p| p.tenant.clone());
+    tf_store::audit::note(|e| {
+        e.tenant = owner.unwrap_or_default();
+        e.project = Some(b.project.clone());
+        e.domain = Some(b.domain.clone());
+    });
     let perm = Permission(Resource::Executions, Action::Execute);
     let t = AccessTarget { project: Some(&b.project), domain: Some(&b.domain), tenant: None };
     match admit(&s.authz.read(), &who, Access::Project(perm), &t) {
@@ -275,7 +281,7 @@ pub async fn create_flat(
     launch(&s, &who, &b.project, &b.domain, body).await
 }
 
-fn time_param(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
+pub(crate) fn time_param(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
     let Some(v) = v else { return Ok(None) };
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(Some(ms));

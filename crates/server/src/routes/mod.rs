@@ -2,6 +2,7 @@
 //! (see `auth`); they obtain tenant-scoped store handles through [`project_scope`].
 
 pub mod attributes;
+pub mod audit;
 pub mod executions;
 pub mod health;
 pub mod launch_plans;

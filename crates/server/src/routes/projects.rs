@@ -151,6 +151,11 @@ pub async fn create(
     JsonBody(b): JsonBody<CreateProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     check_id("id", &b.id)?;
+    let tenant = b.tenant.clone().unwrap_or_else(|| b.id.clone());
+    tf_store::audit::note(|e| {
+        e.tenant = tenant;
+        e.project = Some(b.id.clone());
+    });
     if !who.is_platform_admin() {
         // A tenant administrator creates projects in their own tenant only.
         let Some(t) = &b.tenant else {

@@ -35,6 +35,7 @@ pub async fn create(
     JsonBody(b): JsonBody<CreateTenant>,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
     check_id("id", &b.id)?;
+    tf_store::audit::note(|e| e.tenant = b.id.clone());
     let tier = b.tier.unwrap_or_else(|| "standard".into());
     check_id("tier", &tier)?;
     super::projects::check_labels(&b.labels)?;

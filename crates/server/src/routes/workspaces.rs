@@ -141,6 +141,10 @@ async fn check_free(s: &AppState, id: &str) -> ApiResult<()> {
 /// Declares `spec` for workspace `id` and converges it now; the reconciler retries on failure.
 async fn declare(s: &AppState, id: &str, spec: WorkspaceSpec) -> ApiResult<(StatusCode, Json<WorkspaceView>)> {
     super::check_id("workspace", id)?;
+    tf_store::audit::note(|e| {
+        e.tenant = id.to_string();
+        e.project = Some(id.to_string());
+    });
     let v = spec.check(id);
     if !v.is_empty() {
         return Err(v.into());

@@ -109,6 +109,7 @@ pub async fn start_server(
         executor,
         storage: Default::default(),
         workspaces: Default::default(),
+        audit: Default::default(),
     };
     let server = tf_server::start(&opts).await.map_err(fail)?;
     if let Some(why) = &server.engine().readiness().refused {

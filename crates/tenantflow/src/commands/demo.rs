@@ -74,6 +74,7 @@ pub async fn run(args: &DemoArgs, started: std::time::Instant) -> Result<(), Cli
         executor: Default::default(),
         storage: Default::default(),
         workspaces: Default::default(),
+        audit: Default::default(),
     };
     let server = start(&opts).await?;
     let token_path = args.data_dir.join(ADMIN_TOKEN_FILE);

@@ -28,6 +28,7 @@ pub fn server_options(cfg: &ServerConfig) -> Result<ServerOptions, CliError> {
         executor: cfg.executor.clone(),
         storage: cfg.storage.clone(),
         workspaces: cfg.workspaces.clone(),
+        audit: cfg.audit.clone(),
     })
 }
 

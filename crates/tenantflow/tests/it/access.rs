@@ -81,6 +81,10 @@ on_every_backend!(a_credential_without_grants_sees_and_changes_nothing, |srv| {
                 assert!(!text.contains("ml-alpha") && !text.contains("load-data"), "{} {path} leaks: {text}", r.method);
             }
             Access::Platform(_) => assert_eq!(s, StatusCode::FORBIDDEN, "{} {path}: {b}", r.method),
+            // A tenant's audit and usage: its own tenant reads as absent to a caller without grants.
+            Access::Collection(_) if ["/api/v1/audit", "/api/v1/usage"].contains(&r.path) => {
+                assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {b}");
+            }
             Access::Collection(_) if r.method == "GET" => {
                 assert_eq!(s, StatusCode::OK);
                 assert_eq!(b["items"], json!([]), "{path} lists what the caller may not see");

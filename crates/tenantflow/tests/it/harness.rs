@@ -124,6 +124,7 @@ impl TestServer {
             executor,
             storage,
             workspaces,
+            audit: Default::default(),
         };
         let server = tf_server::start(&opts).await.expect("server starts");
         let admin =
@@ -145,6 +146,7 @@ impl TestServer {
             executor: Default::default(),
             storage: Default::default(),
             workspaces: Default::default(),
+            audit: Default::default(),
         };
         let r = tf_server::start(&opts).await.expect("replica starts");
         let base = format!("http://{}", r.addr);
@@ -154,6 +156,14 @@ impl TestServer {
     /// A tenant's data area on this server's host.
     pub fn data_dir(&self, tenant: &str) -> std::path::PathBuf {
         self.server.as_ref().expect("running").engine().data_dir(tenant)
+    }
+
+    /// The database URL, for tests that tamper with it directly.
+    pub fn database_url(&self) -> String {
+        match &self._db.url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self._db.dir.path().join("tenantflow.db").display()),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -174,7 +184,22 @@ impl TestServer {
         token: Option<&str>,
         body: Option<(&str, Vec<u8>)>,
     ) -> (StatusCode, Value) {
+        self.call_with_id(method, path, token, body, None).await
+    }
+
+    /// [`TestServer::call`] with the request id the client chooses (`X-Request-Id`).
+    pub async fn call_with_id(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+        request_id: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        if let Some(id) = request_id {
+            req = req.header("x-request-id", id);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -6,6 +6,7 @@
 mod access;
 mod api;
 mod attributes;
+mod audit;
 mod blobs_s3;
 mod cli;
 mod crash;

@@ -98,14 +98,18 @@ on_every_backend!(route_permission_matrix, |srv| {
     assert_eq!(st, StatusCode::CREATED, "{sa}");
     let workspace_service = sa["token"].as_str().unwrap().to_string();
     let mut checked = 0;
+    // Every admission refusal must be in the audit: (request id, outcome).
+    let mut refused: Vec<(String, &str)> = Vec::new();
     for r in &routes {
         let (m, path) = (r.method.as_str(), concrete(r.path));
         match r.access {
             Access::Public | Access::Authenticated => continue,
             Access::Platform(p) => {
                 for (p, tok) in &creds {
-                    let (s, b) = srv.call(m, &path, Some(tok), body(m, r.path)).await;
+                    let id = format!("m{checked}");
+                    let (s, b) = srv.call_with_id(m, &path, Some(tok), body(m, r.path), Some(&id)).await;
                     assert_eq!(s, StatusCode::FORBIDDEN, "{m} {path} with {p}: {b}");
+                    refused.push((id, "denied"));
                     checked += 1;
                 }
                 let (s, b) = srv.call(m, &path, Some(&workspace_service), body(m, r.path)).await;
@@ -123,9 +127,13 @@ on_every_backend!(route_permission_matrix, |srv| {
             Access::ProjectVisible | Access::Project(_) | Access::Tenant(_) => {
                 let declared = r.access.permission();
                 for (p, tok) in &creds {
-                    let (s, b) = srv.call(m, &path, Some(tok), body(m, r.path)).await;
+                    let id = format!("m{checked}");
+                    let (s, b) = srv.call_with_id(m, &path, Some(tok), body(m, r.path), Some(&id)).await;
                     assert!(!s.is_server_error(), "{m} {path} with {p}: {s} {b}");
                     let admitted = !admission(&b);
+                    if !admitted {
+                        refused.push((id, if s == StatusCode::NOT_FOUND { "hidden" } else { "denied" }));
+                    }
                     match declared {
                         Some(d) if PermSet::parse_one(&p.to_string()).unwrap().contains(d) => {
                             assert!(admitted, "{m} {path} refused its declared permission {p}: {b}")
@@ -150,6 +158,56 @@ on_every_backend!(route_permission_matrix, |srv| {
         }
     }
     assert!(checked > 1000, "the matrix checked only {checked} cases");
+    // Every refusal above is in team-alpha's audit, with its outcome.
+    let mut audited = std::collections::HashMap::new();
+    for outcome in ["denied", "hidden"] {
+        let mut token = String::new();
+        loop {
+            let next = if token.is_empty() { String::new() } else { format!("&token={token}") };
+            let (_, page) = srv.get(&format!("/api/v1/audit?outcome={outcome}&limit=1000{next}")).await;
+            for rec in page["items"].as_array().unwrap() {
+                audited.insert(
+                    rec["request_id"].as_str().unwrap_or("").to_string(),
+                    rec["outcome"].as_str().unwrap().to_string(),
+                );
+            }
+            match page["next_token"].as_str() {
+                Some(t) => token = t.to_string(),
+                None => break,
+            }
+        }
+    }
+    for (id, outcome) in &refused {
+        assert_eq!(
+            audited.get(id).map(String::as_str),
+            Some(*outcome),
+            "refusal {id} is not in the audit as {outcome}"
+        );
+    }
+    assert!(refused.len() > 900, "{}", refused.len());
+    // A tenant's administrator reads its own audit and usage, never another tenant's.
+    let own = credential(&srv, "team-alpha", "admin-alpha", &["*"]).await;
+    for path in ["/api/v1/audit?tenant=team-alpha", "/api/v1/usage?tenant=team-alpha", "/api/v1/audit"] {
+        let (s, b) = srv.call("GET", path, Some(&own), None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+    }
+    let (_, mine) = srv.call("GET", "/api/v1/audit?limit=1000", Some(&own), None).await;
+    assert!(mine["items"].as_array().unwrap().iter().all(|r| r["tenant"] == "team-alpha"), "{mine}");
+    for (m, path) in [
+        ("GET", "/api/v1/audit?tenant=team-alpha"),
+        ("GET", "/api/v1/usage?tenant=team-alpha"),
+        ("POST", "/api/v1/audit/verify?tenant=team-alpha"),
+        ("GET", "/api/v1/audit?tenant="),
+    ] {
+        let (s, b) = srv.call(m, path, Some(&outsider), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{m} {path} from another tenant: {b}");
+        assert!(!b.to_string().contains("ml-alpha"), "{b}");
+    }
+    let (_, theirs) = srv.call("GET", "/api/v1/audit?limit=1000", Some(&outsider), None).await;
+    assert!(theirs["items"].as_array().unwrap().iter().all(|r| r["tenant"] == "team-beta"), "{theirs}");
+    // Holding a grant in the tenant is not enough: reading its audit needs `audit:read`.
+    let (s, _) = srv.call("GET", "/api/v1/audit?tenant=team-alpha", Some(&creds[0].1), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     // The outsider's listings hold nothing of team-alpha.
     let (_, l) = srv.call("GET", "/api/v1/projects", Some(&outsider), None).await;
     let ids: Vec<&str> = l["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
