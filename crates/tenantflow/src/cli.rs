@@ -83,6 +83,78 @@ pub enum Command {
     /// Workspaces: declare from files, show desired against actual, retire, manage members.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// The audit trail: list, export as JSON lines, verify the hash chains.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// A tenant's usage per hour or day: API calls, active users, executions, cpu, memory.
+    Usage(UsageArgs),
+}
+
+/// Which audit records.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AuditFilterArgs {
+    /// The tenant (default: the credential's tenant; every tenant for a platform administrator).
+    #[arg(short = 't', long)]
+    pub tenant: Option<String>,
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Exact action, or a prefix ending in `*` (`execution.*`).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// ok, denied, hidden, unauthenticated, invalid, not_found, conflict, error, …
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// At or after (RFC 3339 or epoch ms).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before (RFC 3339 or epoch ms).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The newest records matching the filters.
+    List {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// Most records to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Every record matching the filters, one JSON object per line, newest first.
+    Export {
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+    },
+    /// Verify the hash chains: exits 1 and lists the records that were edited, removed or
+    /// inserted, if any.
+    Verify {
+        #[arg(short = 't', long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    #[arg(short = 't', long)]
+    pub tenant: Option<String>,
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    /// Default: a day before `--until`.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Default: now.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// `hour` or `day`.
+    #[arg(long, default_value = "hour")]
+    pub window: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -71,6 +71,8 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
     let mut cmd = Command::new(exe);
     cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("TENANTFLOW_WORKSPACES__RECONCILE_INTERVAL", "1h");
+    // A small executor, so that many tenants have work waiting when /metrics is scraped.
+    cmd.env("TENANTFLOW_EXECUTOR__SLOTS", "4");
     if let Some(u) = &args.database_url {
         cmd.args(["--database-url", u]);
     }
@@ -244,7 +246,62 @@ async fn drive(
                "p50_ms": percentile(lat.clone(), 0.5), "p99_ms": percentile(lat, 0.99),
                "requests_per_s": (LIST_CLIENTS * per_client) as f64 / wall})
     );
+    metrics_scrapes(&http, &base, &admin, n).await?;
     Ok(n)
+}
+
+/// `metrics_10000`: with N tenants loaded and the executor saturated by a waiting task in each
+/// of `BUSY` of them, the size and latency of `/metrics` (and promtool's verdict, when present).
+async fn metrics_scrapes(http: &reqwest::Client, base: &str, admin: &str, n: usize) -> Result<(), CliError> {
+    const BUSY: usize = 200;
+    const NAP: &str = "kind: Task\nname: nap\ncontainer: {command: [\"sleep\", \"60\"]}\n---\nkind: Workflow\nname: nap\nnodes: [{id: a, task: nap}]\n";
+    let c = crate::client::Client::new(base.to_string(), Some(admin.to_string()));
+    for i in 0..BUSY.min(n) {
+        let ws = ws_id(n - 1 - i);
+        c.post_raw(
+            &format!("/api/v1/register/{ws}/development?version=v1"),
+            "application/yaml",
+            NAP.as_bytes().to_vec(),
+        )
+        .await?;
+        c.post_json(&format!("/api/v1/executions/{ws}/development"), &json!({"workflow": "nap"})).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut lat, mut bytes, mut text) = (Vec::new(), 0, String::new());
+    for _ in 0..21 {
+        let t = Instant::now();
+        let r = http.get(format!("{base}/metrics")).bearer_auth(admin).send().await.map_err(fail)?;
+        text = r.text().await.map_err(fail)?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        bytes = text.len();
+    }
+    let series = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    let busy = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tenantflow_tenants_busy "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let promtool = promtool_ok(&text);
+    println!(
+        "{}",
+        json!({"scenario": "metrics_10000", "tenants": n, "busy_tenants": busy, "bytes": bytes, "series": series,
+               "median_ms": median(lat.clone()), "p99_ms": percentile(lat, 0.99), "promtool_ok": promtool})
+    );
+    Ok(())
+}
+
+/// `promtool check metrics` over `text`: `None` when promtool is not installed.
+fn promtool_ok(text: &str) -> Option<bool> {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(text.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    Some(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty())
 }
 
 /// Decisions for members of the loaded workspaces: half on their own workspace (allowed in

@@ -1,6 +1,7 @@
 //! One module per command. Client commands talk to the server over HTTP only.
 
 pub(crate) mod apply;
+mod audit;
 mod auth;
 mod bench;
 mod bench_engine;
@@ -74,6 +75,8 @@ pub async fn run(cli: Cli, started: std::time::Instant) -> Result<(), CliError> 
                 Command::Activate(a) => get::set_launch_plan_state(&client, &a, true, cli.output).await,
                 Command::Deactivate(a) => get::set_launch_plan_state(&client, &a, false, cli.output).await,
                 Command::Workspace(c) => workspace::run(&client, c, cli.output).await,
+                Command::Audit(c) => audit::run(&client, c, cli.output).await,
+                Command::Usage(a) => audit::usage(&client, &a, cli.output).await,
                 Command::Serve(_) | Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
             }
         }

@@ -378,3 +378,40 @@ fn workspace_commands_drive_a_workspace_through_its_life() {
     let (_, out, _) = cli(&url, &admin, &["get", "projects", "-o", "json"]);
     assert_eq!(out.trim(), "[]", "the workspace's project is gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_and_usage_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_guard, url, admin) = serve(dir.path());
+    let (code, out, err) = cli(&url, &admin, &["create", "project", "audited-p"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(&url, &admin, &["audit", "list", "-t", "audited-p"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.lines().any(|l| l.contains("POST /api/v1/projects") && l.contains("ok")), "{out}");
+    let file = dir.path().join("audit.jsonl");
+    let (code, _, err) = cli(&url, &admin, &["audit", "export", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|r| r["action"] == "POST /api/v1/projects" && r["tenant"] == "audited-p"), "{lines:?}");
+    assert!(err.contains(&format!("{} records exported", lines.len())), "{err}");
+    let (code, out, err) = cli(&url, &admin, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("records verified"), "{out}");
+    let (code, out, err) = cli(&url, &admin, &["usage", "-t", "audited-p", "--window", "day"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("TOTAL") && out.contains("tenant audited-p"), "{out}");
+
+    // An edit made behind the server's back is found.
+    sqlx::any::install_default_drivers();
+    let db = format!("sqlite://{}", dir.path().join("data/tenantflow.db").display());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&db).await.unwrap();
+    sqlx::query("UPDATE audit_events SET outcome = 'denied' WHERE tenant_id = 'audited-p' AND seq = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (code, out, err) = cli(&url, &admin, &["audit", "verify", "-t", "audited-p"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("record 1: its content does not match its hash"), "{out}");
+    assert!(err.contains("does not verify"), "{err}");
+}
