@@ -124,7 +124,11 @@ pub async fn quick_pass(s: &AppState) -> PassReport {
 }
 
 async fn converge_one(s: &AppState, id: &str, r: &mut PassReport) {
-    match converge_id(s, id).await {
+    // What the reconciler changes is audited like a request (only if it changes anything).
+    let entry =
+        tf_store::audit::entry_now(id, "reconciler", "system", "workspace.converge", &format!("workspaces/{id}"));
+    let (result, _) = tf_store::audit::with_pending(entry, converge_id(s, id)).await;
+    match result {
         Ok(Some(Outcome::Unchanged)) | Ok(None) => r.unchanged += 1,
         Ok(Some(_)) => r.converged += 1,
         Err(e) => {

@@ -55,13 +55,24 @@ pub async fn advance(s: &AppState, rec: &WorkspaceRecord) -> Result<Outcome, tf_
     let Some(mut rec) = s.store.platform().get_workspace(&rec.id).await? else { return Ok(Outcome::Unchanged) };
     loop {
         let phase = rec.phase.clone().unwrap_or_default();
-        let done = match phase.as_str() {
-            "revoked" => abort(s, &rec).await?,
-            "aborted" => export(s, &rec).await?,
-            "exported" => purge_live(s, &rec).await?,
-            "retained" => purge_retained(s, &rec).await?,
-            _ => false,
+        // Each phase's change is audited in the transaction that records it.
+        let entry = tf_store::audit::entry_now(
+            &rec.id,
+            "reconciler",
+            "system",
+            &format!("workspace.retire.{phase}"),
+            &format!("workspaces/{}", rec.id),
+        );
+        let step = async {
+            match phase.as_str() {
+                "revoked" => abort(s, &rec).await,
+                "aborted" => export(s, &rec).await,
+                "exported" => purge_live(s, &rec).await,
+                "retained" => purge_retained(s, &rec).await,
+                _ => Ok(false),
+            }
         };
+        let done = tf_store::audit::with_pending(entry, step).await.0?;
         if !done {
             break;
         }

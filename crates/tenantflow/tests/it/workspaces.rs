@@ -254,6 +254,14 @@ async fn the_guides_workspace_flow() {
         })
         .await;
         assert!(!std::path::Path::new(&export).exists(), "export purged");
+        // The retirement is in the workspace's audit trail: the request, then each phase.
+        let (_, trail) = srv.get("/api/v1/audit?tenant=ws-churn-001&limit=1000").await;
+        let actions: Vec<&str> =
+            trail["items"].as_array().unwrap().iter().filter_map(|r| r["action"].as_str()).collect();
+        assert!(actions.contains(&"DELETE /workspace/{workspace}/services/flyte"), "{actions:?}");
+        for phase in ["revoked", "aborted", "exported", "retained"] {
+            assert!(actions.contains(&format!("workspace.retire.{phase}").as_str()), "{phase}: {actions:?}");
+        }
         assert_eq!(srv.get("/api/v1/tenants/ws-churn-001").await.0, StatusCode::NOT_FOUND);
 
         // The webhook heard every outcome, in order, the failed first delivery retried.
