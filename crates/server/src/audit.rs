@@ -14,6 +14,14 @@ use axum::http::{Method, StatusCode};
 use std::net::SocketAddr;
 use tf_store::audit::AuditEntry;
 
+/// Marks a response as an authorisation refusal a handler made (admission's own are recorded
+/// where they happen).
+#[derive(Clone)]
+pub struct Refusal {
+    /// The tenant refused, when the handler names it.
+    pub tenant: Option<String>,
+}
+
 /// The request id the log layer chose, for admission and handlers.
 #[derive(Clone)]
 pub struct RequestId(pub String);

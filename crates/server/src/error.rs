@@ -111,6 +111,11 @@ impl IntoResponse for ApiError {
         if self.code == Code::Unauthenticated {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.details.as_ref().is_some_and(|d| d["admission"] == serde_json::json!(true)) {
+            // An authorisation refusal made by a handler: the audit layer records it.
+            let tenant = self.details.as_ref().and_then(|d| d["tenant"].as_str()).map(str::to_string);
+            res.extensions_mut().insert(crate::audit::Refusal { tenant });
+        }
         res
     }
 }

@@ -43,10 +43,18 @@ fn readable_tenant(s: &AppState, who: &Principal, asked: Option<&str>, perm: Per
         },
     };
     if !who.is_platform_admin() {
+        // Marked as an authorisation refusal (recorded in the audit of the tenant asked about).
+        let refused = serde_json::json!({"admission": true, "tenant": tenant});
         match s.authz.read().decide_tenant(&who.caller(), perm, &tenant) {
             Decision::Allow(_) => {}
-            Decision::Deny => return Err(ApiError::new(Code::PermissionDenied, format!("permission denied: {perm}"))),
-            Decision::Hide => return Err(ApiError::not_found(format!("tenant `{tenant}` not found"))),
+            Decision::Deny => {
+                return Err(
+                    ApiError::new(Code::PermissionDenied, format!("permission denied: {perm}")).with_details(refused)
+                )
+            }
+            Decision::Hide => {
+                return Err(ApiError::not_found(format!("tenant `{tenant}` not found")).with_details(refused))
+            }
         }
     }
     Ok(Some(tenant))

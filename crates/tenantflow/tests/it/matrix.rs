@@ -193,15 +193,21 @@ on_every_backend!(route_permission_matrix, |srv| {
     }
     let (_, mine) = srv.call("GET", "/api/v1/audit?limit=1000", Some(&own), None).await;
     assert!(mine["items"].as_array().unwrap().iter().all(|r| r["tenant"] == "team-alpha"), "{mine}");
-    for (m, path) in [
+    for (i, (m, path)) in [
         ("GET", "/api/v1/audit?tenant=team-alpha"),
         ("GET", "/api/v1/usage?tenant=team-alpha"),
         ("POST", "/api/v1/audit/verify?tenant=team-alpha"),
         ("GET", "/api/v1/audit?tenant="),
-    ] {
-        let (s, b) = srv.call(m, path, Some(&outsider), None).await;
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("peek-{i}");
+        let (s, b) = srv.call_with_id(m, path, Some(&outsider), None, Some(&id)).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{m} {path} from another tenant: {b}");
         assert!(!b.to_string().contains("ml-alpha"), "{b}");
+        let (_, rec) = srv.get(&format!("/api/v1/audit?request_id={id}")).await;
+        assert_eq!(rec["items"][0]["outcome"], "hidden", "{m} {path}: the attempt is audited: {rec}");
     }
     let (_, theirs) = srv.call("GET", "/api/v1/audit?limit=1000", Some(&outsider), None).await;
     assert!(theirs["items"].as_array().unwrap().iter().all(|r| r["tenant"] == "team-beta"), "{theirs}");
