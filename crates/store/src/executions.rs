@@ -462,7 +462,11 @@ impl TenantStore<'_> {
         terminal: bool,
     ) -> Result<bool> {
         let mut tx = self.store.write.begin().await?;
-        let done = set_phase(&mut tx, &self.tenant, k, phase, outputs, error, terminal).await?;
+        let mut audit = Vec::new();
+        let done = set_phase(&mut tx, &self.tenant, k, phase, outputs, error, terminal, &mut audit).await?;
+        for e in &audit {
+            crate::audit::append(&mut tx, e).await?;
+        }
         crate::db::commit(tx).await?;
         Ok(done)
     }
@@ -651,6 +655,8 @@ async fn add_stored(tx: &mut Tx<'_>, tenant: &str, bytes: i64) -> Result<()> {
     Ok(())
 }
 
+// The fields of `ExecutionOp::Phase`, its transaction, and where its audit record goes.
+#[allow(clippy::too_many_arguments)]
 async fn set_phase(
     tx: &mut Tx<'_>,
     tenant: &str,
@@ -659,6 +665,7 @@ async fn set_phase(
     outputs: Option<&Value>,
     error: Option<&str>,
     terminal: bool,
+    audit: &mut Vec<crate::audit::AuditEntry>,
 ) -> Result<bool> {
     let now = now_ms();
     let r = sqlx::query(&format!(
@@ -717,7 +724,7 @@ async fn set_phase(
     e.domain = Some(k.domain.clone());
     e.outcome = if phase == "SUCCEEDED" || !terminal { "ok".into() } else { phase.to_lowercase() };
     e.details = Some(execution_usage(tx, tenant, k).await?);
-    crate::audit::append(tx, &e).await?;
+    audit.push(e);
     Ok(true)
 }
 
@@ -788,6 +795,7 @@ impl crate::Store {
     pub async fn apply_execution_ops(&self, ops: &[TenantOp]) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let mut stored: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+        let mut audit = Vec::new();
         for t in ops {
             let tenant = t.tenant.as_str();
             match &t.op {
@@ -807,7 +815,8 @@ impl crate::Store {
                     node_waiting(&mut tx, tenant, key, node, reason).await?
                 }
                 ExecutionOp::Phase { key, phase, outputs, error, terminal } => {
-                    set_phase(&mut tx, tenant, key, phase, outputs.as_ref(), error.as_deref(), *terminal).await?;
+                    set_phase(&mut tx, tenant, key, phase, outputs.as_ref(), error.as_deref(), *terminal, &mut audit)
+                        .await?;
                 }
                 ExecutionOp::CatalogPut { key, outputs, execution, node } => {
                     catalog_put(&mut tx, tenant, key, outputs, execution, node).await?
@@ -817,6 +826,12 @@ impl crate::Store {
         // One update per tenant per batch, in the batch's transaction.
         for (tenant, b) in stored {
             add_stored(&mut tx, tenant, b).await?;
+        }
+        // Audit records last, chains in tenant order (each chain's head is locked only at the
+        // end of the transaction, in one order: no lock cycle with other writers).
+        audit.sort_by(|a: &crate::audit::AuditEntry, b| a.tenant.cmp(&b.tenant));
+        for e in &audit {
+            crate::audit::append(&mut tx, e).await?;
         }
         crate::db::commit(tx).await?;
         Ok(())

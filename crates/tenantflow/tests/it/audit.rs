@@ -224,6 +224,14 @@ on_every_backend!(usage_matches_what_the_tasks_consumed, |srv| {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
     promtool_check(&text);
+    // A scraper's credential: a platform service account holding `tenants:read` only.
+    let (_, sa) =
+        srv.post("/api/v1/service_accounts", &json!({"name": "scraper", "permissions": ["tenants:read"]})).await;
+    let scraper = sa["token"].as_str().unwrap();
+    assert_eq!(srv.call("GET", "/metrics", Some(scraper), None).await.0, StatusCode::OK);
+    assert_eq!(srv.call("GET", "/api/v1/audit", Some(scraper), None).await.0, StatusCode::BAD_REQUEST);
+    let (s, _) = srv.call("GET", "/api/v1/workflows/ml-alpha/development", Some(scraper), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "a scraper sees no tenant's resources");
     srv.stop().await;
 });
 
