@@ -90,10 +90,11 @@ pub async fn render(s: &AppState) -> String {
                 series[k].count
             );
         }
-        // Latency by route and method (statuses merged, to bound the histogram series).
-        let mut by_route: HashMap<(String, String), Series> = HashMap::new();
-        for ((m, r, _), v) in &series {
-            let e = by_route.entry((m.clone(), r.clone())).or_default();
+        // Latency by route, method and status class (2xx, 4xx, 5xx), to bound the histogram series.
+        let mut by_route: HashMap<(String, String, String), Series> = HashMap::new();
+        for ((m, r, st), v) in &series {
+            let class = format!("{}xx", st / 100);
+            let e = by_route.entry((m.clone(), r.clone(), class)).or_default();
             e.count += v.count;
             e.sum += v.sum;
             for (a, b) in e.buckets.iter_mut().zip(v.buckets) {
@@ -106,10 +107,10 @@ pub async fn render(s: &AppState) -> String {
             &mut out,
             "tenantflow_http_request_duration_seconds",
             "histogram",
-            "HTTP request latency by route template and method.",
+            "HTTP request latency by route template, method and status class.",
         );
-        for ((m, r), v) in routes {
-            let labels = format!("method=\"{m}\",route=\"{}\"", esc(&r));
+        for ((m, r, class), v) in routes {
+            let labels = format!("method=\"{m}\",route=\"{}\",status=\"{class}\"", esc(&r));
             histogram(
                 &mut out,
                 "tenantflow_http_request_duration_seconds",
