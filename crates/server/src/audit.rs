@@ -131,6 +131,23 @@ pub async fn write(s: &AppState, mut e: AuditEntry, status: StatusCode, outcome_
     }
 }
 
+/// Writes `entry` with the outcome of the response: its status, and for a handler's
+/// authorisation refusal (`Refusal`, taken from the response) `denied` or `hidden`, in the
+/// tenant it names.
+pub async fn finish(s: &AppState, mut entry: AuditEntry, status: StatusCode, refusal: Option<Refusal>) {
+    let word = refusal.map(|r| {
+        if let Some(t) = r.tenant {
+            entry.tenant = t;
+        }
+        if status == StatusCode::NOT_FOUND {
+            "hidden"
+        } else {
+            "denied"
+        }
+    });
+    write(s, entry, status, word).await;
+}
+
 /// Whether a platform administrator reading through `access` reads into a tenant.
 pub fn is_cross_tenant_read(who: &Principal, access: Access, f: &RequestFacts) -> bool {
     !f.mutating()

@@ -86,26 +86,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         // The entry commits with the request's change; written alone only if nothing did.
         let (res, slot) = tf_store::audit::with_pending(entry, next.run(req)).await;
         if let Some(left) = slot.left() {
-            let refused = res.extensions().get::<audit::Refusal>().is_some();
-            let word = match res.status() {
-                axum::http::StatusCode::NOT_FOUND if refused => Some("hidden"),
-                _ if refused => Some("denied"),
-                _ => None,
-            };
-            audit::write(&state, left, res.status(), word).await;
+            let refusal = res.extensions().get::<audit::Refusal>().cloned();
+            audit::finish(&state, left, res.status(), refusal).await;
         }
         res
     } else {
         let res = next.run(req).await;
-        if let Some(refusal) = res.extensions().get::<audit::Refusal>() {
-            let word = if res.status() == axum::http::StatusCode::NOT_FOUND { "hidden" } else { "denied" };
-            let mut entry = entry;
-            if let Some(t) = &refusal.tenant {
-                entry.tenant = t.clone();
-            }
-            audit::write(&state, entry, res.status(), Some(word)).await;
-        } else if cross_tenant_read && !scope.tenant.is_empty() {
-            audit::write(&state, entry, res.status(), None).await;
+        let refusal = res.extensions().get::<audit::Refusal>().cloned();
+        if refusal.is_some() || (cross_tenant_read && !scope.tenant.is_empty()) {
+            audit::finish(&state, entry, res.status(), refusal).await;
         }
         res
     };
