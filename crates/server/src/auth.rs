@@ -79,10 +79,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     }
     let caller = crate::request_log::Caller::from(&principal);
     state.usage.count(&scope, &principal);
-    let entry = audit::entry(&facts, Some(&principal), &scope);
     let cross_tenant_read = audit::is_cross_tenant_read(&principal, access, &facts);
+    // A read's entry is made only if it is to be written (after the response).
+    // (Handlers refuse on their own only on collection routes.)
+    let who = (!facts.mutating() && (cross_tenant_read || matches!(access, Access::Collection(_))))
+        .then(|| principal.clone());
+    let entry = facts.mutating().then(|| audit::entry(&facts, Some(&principal), &scope));
     req.extensions_mut().insert(principal);
-    let mut res = if facts.mutating() {
+    let mut res = if let Some(entry) = entry {
         // The entry commits with the request's change; written alone only if nothing did.
         let (res, slot) = tf_store::audit::with_pending(entry, next.run(req)).await;
         if let Some(left) = slot.left() {
@@ -94,6 +98,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         let res = next.run(req).await;
         let refusal = res.extensions().get::<audit::Refusal>().cloned();
         if refusal.is_some() || (cross_tenant_read && !scope.tenant.is_empty()) {
+            let entry = audit::entry(&facts, who.as_ref(), &scope);
             audit::finish(&state, entry, res.status(), refusal).await;
         }
         res

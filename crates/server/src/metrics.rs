@@ -27,20 +27,53 @@ struct Series {
     buckets: [u64; LATENCY_BUCKETS.len() + 1],
 }
 
-/// Request counts and latencies, by (method, route template, status).
+/// Request counts and latencies: by route template, then (method, status). A request already
+/// seen costs a lookup by `&str` and no allocation.
 #[derive(Default)]
 pub struct HttpMetrics {
-    series: Mutex<HashMap<(String, String, u16), Series>>,
+    series: Mutex<HashMap<String, Vec<MethodStatus>>>,
+}
+
+/// One route's series for a method and status.
+type MethodStatus = (&'static str, u16, Series);
+
+/// Standard methods by name; anything else is `OTHER` (bounded labels).
+fn method_label(m: &str) -> &'static str {
+    ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"].into_iter().find(|x| *x == m).unwrap_or("OTHER")
 }
 
 impl HttpMetrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, secs: f64) {
+        let method = method_label(method);
         let mut m = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let s = m.entry((method.to_string(), route.to_string(), status)).or_default();
+        let by = match m.get_mut(route) {
+            Some(v) => v,
+            None => m.entry(route.to_string()).or_default(),
+        };
+        let i = match by.iter().position(|(me, st, _)| *me == method && *st == status) {
+            Some(i) => i,
+            None => {
+                by.push((method, status, Series::default()));
+                by.len() - 1
+            }
+        };
+        let s = &mut by[i].2;
         s.count += 1;
         s.sum += secs;
-        let i = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
-        s.buckets[i] += 1;
+        let b = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        s.buckets[b] += 1;
+    }
+
+    /// Every series as `((method, route, status), series)`.
+    fn snapshot(&self) -> HashMap<(String, String, u16), Series> {
+        let m = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = HashMap::new();
+        for (route, v) in m.iter() {
+            for (method, st, s) in v {
+                out.insert((method.to_string(), route.clone(), *st), s.clone());
+            }
+        }
+        out
     }
 }
 
@@ -72,7 +105,7 @@ fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], counts:
 pub async fn render(s: &AppState) -> String {
     let mut out = String::with_capacity(64 * 1024);
     {
-        let series = s.http_metrics.series.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let series = s.http_metrics.snapshot();
         let mut keys: Vec<_> = series.keys().cloned().collect();
         keys.sort();
         header(

@@ -18,10 +18,12 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Counting window.
 pub const HOUR_MS: i64 = 3_600_000;
 
+/// Counts by tenant, then hour, then project (lookups by `&str`: no allocation for a tenant,
+/// hour and project already counted).
 #[derive(Default)]
 struct Counts {
-    calls: HashMap<(String, String, i64), i64>,
-    users: HashSet<(String, i64, String)>,
+    calls: HashMap<String, HashMap<i64, HashMap<String, i64>>>,
+    users: HashMap<String, HashMap<i64, HashSet<String>>>,
 }
 
 #[derive(Default)]
@@ -32,16 +34,27 @@ pub struct Usage {
 impl Usage {
     /// Counts one admitted call against its tenant (and project), and its caller as active.
     pub fn count(&self, scope: &Scope, who: &Principal) {
-        let tenant =
-            if scope.tenant.is_empty() { who.tenant.clone().unwrap_or_default() } else { scope.tenant.clone() };
+        let tenant = if scope.tenant.is_empty() { who.tenant.as_deref().unwrap_or("") } else { &scope.tenant };
         if tenant.is_empty() {
             return; // platform-level calls belong to no tenant
         }
         let hour = tf_store::now_ms() / HOUR_MS * HOUR_MS;
+        let project = scope.project.as_deref().unwrap_or("");
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *c.calls.entry((tenant.clone(), scope.project.clone().unwrap_or_default(), hour)).or_default() += 1;
-        if !c.users.contains(&(tenant.clone(), hour, who.subject.clone())) {
-            c.users.insert((tenant, hour, who.subject.clone()));
+        let by_project = match c.calls.get_mut(tenant) {
+            Some(h) => h.entry(hour).or_default(),
+            None => c.calls.entry(tenant.to_string()).or_default().entry(hour).or_default(),
+        };
+        match by_project.get_mut(project) {
+            Some(n) => *n += 1,
+            None => drop(by_project.insert(project.to_string(), 1)),
+        }
+        let users = match c.users.get_mut(tenant) {
+            Some(h) => h.entry(hour).or_default(),
+            None => c.users.entry(tenant.to_string()).or_default().entry(hour).or_default(),
+        };
+        if !users.contains(who.subject.as_str()) {
+            users.insert(who.subject.clone());
         }
     }
 
@@ -51,16 +64,33 @@ impl Usage {
         if taken.calls.is_empty() && taken.users.is_empty() {
             return;
         }
-        let calls: Vec<(String, String, i64, i64)> =
-            taken.calls.iter().map(|((t, p, w), n)| (t.clone(), p.clone(), *w, *n)).collect();
-        let users: Vec<(String, i64, String)> = taken.users.iter().cloned().collect();
+        let mut calls: Vec<(String, String, i64, i64)> = Vec::new();
+        for (t, hours) in &taken.calls {
+            for (h, projects) in hours {
+                calls.extend(projects.iter().map(|(p, n)| (t.clone(), p.clone(), *h, *n)));
+            }
+        }
+        let mut users: Vec<(String, i64, String)> = Vec::new();
+        for (t, hours) in &taken.users {
+            for (h, actors) in hours {
+                users.extend(actors.iter().map(|a| (t.clone(), *h, a.clone())));
+            }
+        }
         if let Err(e) = store.platform().add_usage(&calls, &users).await {
             tracing::warn!(error = %e, "cannot store API-call counts; keeping them for the next flush");
             let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, n) in taken.calls {
-                *c.calls.entry(k).or_default() += n;
+            for (t, hours) in taken.calls {
+                for (h, projects) in hours {
+                    for (p, n) in projects {
+                        *c.calls.entry(t.clone()).or_default().entry(h).or_default().entry(p).or_default() += n;
+                    }
+                }
             }
-            c.users.extend(taken.users);
+            for (t, hours) in taken.users {
+                for (h, actors) in hours {
+                    c.users.entry(t.clone()).or_default().entry(h).or_default().extend(actors);
+                }
+            }
         }
     }
 }
