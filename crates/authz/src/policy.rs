@@ -5,7 +5,7 @@
 use crate::matcher::Matcher;
 use crate::permission::{PermSet, Permission};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -441,13 +441,24 @@ impl Policy {
         Ok(())
     }
 
-    /// Roles grouped by tenant, for listings.
-    pub fn roles_by_tenant(&self) -> BTreeMap<String, Vec<&RoleDef>> {
-        let mut m: BTreeMap<String, Vec<&RoleDef>> = BTreeMap::new();
-        for r in self.roles.iter().flatten() {
-            m.entry(r.tenant.clone().unwrap_or_default()).or_default().push(r);
+    /// Removes every role of `tenant` and every binding to them (one pass over the bindings);
+    /// returns how many roles were removed.
+    pub fn remove_tenant_roles(&mut self, tenant: &str) -> usize {
+        let keys: Vec<(String, String)> = self.role_ids.keys().filter(|(t, _)| t == tenant).cloned().collect();
+        let ids: HashSet<RoleId> = keys.iter().filter_map(|k| self.role_ids.remove(k)).collect();
+        for id in &ids {
+            self.roles[*id as usize] = None;
+            self.free.push(*id);
         }
-        m
+        for map in &mut self.bindings {
+            map.retain(|_, bound| {
+                let before = bound.len();
+                bound.retain(|r| !ids.contains(r));
+                self.binding_count -= before - bound.len();
+                !bound.is_empty()
+            });
+        }
+        ids.len()
     }
 }
 
@@ -583,5 +594,21 @@ mod tests {
         p.remove_role(Some("team-alpha"), "alpha-senior");
         assert_eq!(p.decide(&bob, TERMINATE, "ml-alpha", Some("production")), Decision::Hide);
         assert_eq!(p.binding_count(), 2);
+    }
+
+    #[test]
+    fn removing_a_tenants_roles_leaves_other_tenants_alone() {
+        let mut p = seed();
+        let before = p.binding_count();
+        assert_eq!(p.remove_tenant_roles("team-alpha"), 2);
+        for u in ["alice@company.com", "bob@company.com"] {
+            assert_eq!(p.decide(&user(u, &[]), CREATE_WF, "ml-alpha", Some("development")), Decision::Hide);
+        }
+        assert!(p.role(Some("team-beta"), "beta-lead").is_some());
+        assert!(p.binding_count() < before);
+        assert_eq!(p.remove_tenant_roles("team-alpha"), 0);
+        // Freed slots are reused without disturbing what remains.
+        p.upsert_role(role("team-alpha", "again", &["workflows:read"], &["ml-alpha"], &["*"]));
+        assert!(p.role(Some("team-beta"), "sneaky").is_some());
     }
 }

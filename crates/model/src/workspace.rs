@@ -69,6 +69,11 @@ pub struct WorkspaceSpec {
 }
 
 impl WorkspaceSpec {
+    /// The tenant's tier: as declared, else `standard`.
+    pub fn tier(&self) -> String {
+        self.tier.clone().unwrap_or_else(|| "standard".into())
+    }
+
     pub fn domains(&self) -> Vec<String> {
         self.domains.clone().unwrap_or_else(|| DEFAULT_DOMAINS.iter().map(|d| d.to_string()).collect())
     }
@@ -189,7 +194,7 @@ pub fn desired_roles(id: &str, spec: &WorkspaceSpec, t: &Templates<'_>) -> BTree
 /// The steps from `observed` to `spec`; empty when they already match.
 pub fn plan(id: &str, spec: &WorkspaceSpec, observed: &Observed, t: &Templates<'_>) -> Vec<Step> {
     let mut steps = Vec::new();
-    let tier = spec.tier.clone().unwrap_or_else(|| "standard".into());
+    let tier = spec.tier();
     match &observed.tenant {
         None => steps.push(Step::CreateTenant { name: spec.name.clone(), tier }),
         Some((name, have)) if *name != spec.name || *have != tier => {

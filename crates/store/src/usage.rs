@@ -125,42 +125,43 @@ impl PlatformStore<'_> {
         for (b, set) in users {
             at(&mut windows, b).active_users = set.len() as i64;
         }
+        // Executions and attempts are summed per window by the database, not row by row here.
         for r in sqlx::query(
-            "SELECT created_at, started_at, phase FROM executions WHERE tenant_id = $1 AND ($2 = '' OR project = $2) \
-             AND created_at >= $3 AND created_at < $4",
+            "SELECT (created_at / $5) * $5 AS bucket, phase, COUNT(*) AS n, \
+             CAST(COALESCE(SUM(CASE WHEN started_at > created_at THEN started_at - created_at ELSE 0 END), 0) AS BIGINT) \
+             AS wait_ms FROM executions WHERE tenant_id = $1 AND ($2 = '' OR project = $2) \
+             AND created_at >= $3 AND created_at < $4 GROUP BY bucket, phase",
         )
         .bind(&q.tenant)
         .bind(&project)
         .bind(q.since)
         .bind(q.until)
+        .bind(q.window)
         .fetch_all(read)
         .await?
         {
-            let created: i64 = r.try_get("created_at")?;
-            let started: Option<i64> = r.try_get("started_at")?;
-            let w = at(&mut windows, bucket(created));
-            *w.executions.entry(r.try_get("phase")?).or_default() += 1;
-            w.queue_wait_seconds += started.map(|s| (s - created).max(0) as f64 / 1000.0).unwrap_or(0.0);
+            let w = at(&mut windows, r.try_get("bucket")?);
+            *w.executions.entry(r.try_get("phase")?).or_default() += r.try_get::<i64, _>("n")?;
+            w.queue_wait_seconds += r.try_get::<i64, _>("wait_ms")? as f64 / 1000.0;
         }
         for r in sqlx::query(
-            "SELECT finished_at, started_at, cpu_ms, peak_memory_bytes FROM attempts WHERE tenant_id = $1 \
-             AND ($2 = '' OR project = $2) AND finished_at >= $3 AND finished_at < $4",
+            "SELECT (finished_at / $5) * $5 AS bucket, COUNT(*) AS n, CAST(COALESCE(SUM(cpu_ms), 0) AS BIGINT) AS cpu_ms, \
+             COALESCE(SUM(CAST(peak_memory_bytes AS DOUBLE PRECISION) * (finished_at - started_at)), 0.0) AS mem_byte_ms \
+             FROM attempts WHERE tenant_id = $1 AND ($2 = '' OR project = $2) \
+             AND finished_at >= $3 AND finished_at < $4 GROUP BY bucket",
         )
         .bind(&q.tenant)
         .bind(&project)
         .bind(q.since)
         .bind(q.until)
+        .bind(q.window)
         .fetch_all(read)
         .await?
         {
-            let finished: i64 = r.try_get("finished_at")?;
-            let started: i64 = r.try_get("started_at")?;
-            let cpu: Option<i64> = r.try_get("cpu_ms")?;
-            let peak: Option<i64> = r.try_get("peak_memory_bytes")?;
-            let w = at(&mut windows, bucket(finished));
-            w.attempts += 1;
-            w.cpu_seconds += cpu.unwrap_or(0) as f64 / 1000.0;
-            w.memory_gib_seconds += peak.unwrap_or(0) as f64 / GIB * (finished - started).max(0) as f64 / 1000.0;
+            let w = at(&mut windows, r.try_get("bucket")?);
+            w.attempts += r.try_get::<i64, _>("n")?;
+            w.cpu_seconds += r.try_get::<i64, _>("cpu_ms")? as f64 / 1000.0;
+            w.memory_gib_seconds += r.try_get::<f64, _>("mem_byte_ms")? / GIB / 1000.0;
         }
         Ok(windows.into_values().collect())
     }

@@ -155,10 +155,8 @@ pub async fn usage(
     let uq = UsageQuery { tenant: tenant.clone(), project: q.project.clone(), since, until, window: window_ms };
     let windows = s.store.platform().usage(&uq).await?;
     let mut totals = UsageWindow { start: since, ..Default::default() };
-    let mut users = 0;
     for w in &windows {
         totals.api_calls += w.api_calls;
-        users = users.max(w.active_users);
         for (p, n) in &w.executions {
             *totals.executions.entry(p.clone()).or_default() += n;
         }
@@ -168,7 +166,7 @@ pub async fn usage(
         totals.queue_wait_seconds += w.queue_wait_seconds;
     }
     // Distinct users over the whole range, not the sum of windows.
-    totals.active_users = s.store.platform().active_users(&tenant, since, until).await.unwrap_or(users);
+    totals.active_users = s.store.platform().active_users(&tenant, since, until).await?;
     let stored_bytes = s.store.tenant(&tenant).stored_bytes().await?;
     Ok(Json(UsageReport { tenant, project: q.project, since, until, window, stored_bytes, totals, windows }))
 }

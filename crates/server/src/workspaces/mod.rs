@@ -181,7 +181,7 @@ pub async fn converge(s: &AppState, obs: &WorkspaceObservation) -> Result<Outcom
         json!({"generation": rec.generation, "members": spec.members.len(), "links": s.workspaces.links(&rec.id)}),
     );
     let marked = s.store.platform().converge_workspace(&rec.id, rec.generation, &steps, event.as_ref()).await?;
-    apply_in_memory(s, &rec.id, &steps).await?;
+    apply_in_memory(s, &rec.id, &spec, &steps).await?;
     if event.is_some() && marked {
         s.workspaces.events_ready.notify_one();
     }
@@ -220,7 +220,7 @@ pub enum ConvergeError {
 }
 
 /// Applies committed steps to this server's access index, directory and admission queue.
-async fn apply_in_memory(s: &AppState, id: &str, steps: &[Step]) -> Result<(), tf_store::Error> {
+async fn apply_in_memory(s: &AppState, id: &str, spec: &WorkspaceSpec, steps: &[Step]) -> Result<(), tf_store::Error> {
     let mut quota_changed = false;
     for step in steps {
         match step {
@@ -271,10 +271,15 @@ async fn apply_in_memory(s: &AppState, id: &str, steps: &[Step]) -> Result<(), t
         s.generation.note_own_write();
     }
     if quota_changed {
-        if let Some(t) = s.store.platform().get_tenant(id).await? {
-            let q: QuotaRecord = s.store.platform().get_quota(id).await?;
-            s.engine.set_quota(id, &t.tier, &q);
-        }
+        // The admission queue takes the tier and quota just written: from the declaration
+        // (canonical, so its quota is the store's form) unless the workspace leaves the quota
+        // to the platform, in which case what is set is read.
+        let tier = spec.tier();
+        let q: QuotaRecord = match &spec.quota {
+            Some(v) => serde_json::from_value(v.clone()).map_err(tf_store::Error::from)?,
+            None => s.store.platform().get_quota(id).await?,
+        };
+        s.engine.set_quota(id, &tier, &q);
     }
     Ok(())
 }

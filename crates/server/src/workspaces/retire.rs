@@ -25,18 +25,12 @@ pub async fn start(s: &AppState, id: &str) -> Result<Option<WorkspaceRecord>, tf
     if before.state != "active" {
         return Ok(Some(before));
     }
-    let roles: Vec<String> = {
-        let policy = s.authz.read();
-        policy.roles_by_tenant().get(id).map(|rs| rs.iter().map(|r| r.name.clone()).collect()).unwrap_or_default()
-    };
     let event = s.workspaces.event("workspace.deleting", json!({"phase": "revoked"}));
     let rec = s.store.platform().retire_workspace(id, event.as_ref()).await?;
     // Committed: drop every grant of the tenant here at once; other servers follow the
     // access generation.
     s.authz.update(|p| {
-        for r in &roles {
-            p.remove_role(Some(id), r);
-        }
+        p.remove_tenant_roles(id);
     });
     s.tokens.evict_tenant(id);
     if let Some(p) = s.store.tenant(id).get_project(id).await? {

@@ -219,10 +219,42 @@ async fn authz(args: &BenchArgs) -> Result<(), CliError> {
     drop(authz);
     // The server runs as its own process, as in production; this process only drives load.
     store.close().await;
+    let (mut child, base) = spawn_serve(args, &dir, &[]).await?;
+    let auth = format!("Bearer {token}");
+    let targets: Vec<(String, String)> =
+        mine.iter().map(|p| (format!("/api/v1/workflows/{p}/development"), auth.clone())).collect();
+    let (lat, errors, wall) = listing_load(&base, &targets, CLIENTS, args.requests_per_client).await?;
+    let per_client = args.requests_per_client;
+    println!(
+        "{}",
+        json!({"scenario": "list_workflows", "projects": projects, "bindings": bindings + 50, "clients": CLIENTS, "requests": lat.len(),
+               "errors": errors, "p50_ms": percentile(lat.clone(), 0.5), "p99_ms": percentile(lat.clone(), 0.99),
+               "max_ms": percentile(lat, 1.0), "requests_per_s": (CLIENTS * per_client) as f64 / wall})
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    if args.database_url.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// Clients of `listing_load` in the `authz` suite.
+const CLIENTS: usize = 64;
+
+/// A `tenantflow serve` process over `dir` (and `--database-url`, if given) with extra
+/// environment `env`, once `/readyz` answers: the process and its base URL.
+pub async fn spawn_serve(
+    args: &BenchArgs,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Result<(std::process::Child, String), CliError> {
+    let fail = |e: &dyn std::fmt::Display| CliError::Failed(e.to_string());
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| fail(&e))?.port();
     let exe = std::env::current_exe().map_err(|e| fail(&e))?;
     let mut cmd = Command::new(exe);
-    cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd.args(["serve", "--data-dir"]).arg(dir).args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd.envs(env.iter().copied());
     if let Some(u) = &args.database_url {
         cmd.args(["--database-url", u]);
     }
@@ -236,28 +268,36 @@ async fn authz(args: &BenchArgs) -> Result<(), CliError> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // A plain hyper client: the load generator shares the machine, so it should cost little.
+    Ok((child, base))
+}
+
+/// `clients` concurrent clients each GET `per_client` of `targets` (path, `Authorization`
+/// value), spread round-robin, after one warm-up GET of each: latencies (ms), failures, wall
+/// seconds. A plain hyper client: the load generator shares the machine, so it costs little.
+pub async fn listing_load(
+    base: &str,
+    targets: &[(String, String)],
+    clients: usize,
+    per_client: usize,
+) -> Result<(Vec<f64>, usize, f64), CliError> {
     let http: LoadClient = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(CLIENTS)
+        .pool_max_idle_per_host(clients)
         .build_http();
-    const CLIENTS: usize = 64;
-    let per_client = args.requests_per_client;
-    let auth = format!("Bearer {token}");
-    // Warm-up: connections and caches.
-    for p in &mine {
-        let _ = get_ok(&http, &format!("{base}/api/v1/workflows/{p}/development"), &auth).await;
+    for (path, auth) in targets {
+        if !get_ok(&http, &format!("{base}{path}"), auth).await {
+            return Err(CliError::Failed(format!("GET {path} failed before the load started")));
+        }
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let (http, base, auth, mine) = (http.clone(), base.clone(), auth.clone(), mine.clone());
+    for c in 0..clients {
+        let (http, base, targets) = (http.clone(), base.to_string(), targets.to_vec());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_client);
-            let mut bad = 0;
+            let (mut lat, mut bad) = (Vec::with_capacity(per_client), 0);
             for i in 0..per_client {
-                let p = &mine[(c * 31 + i) % mine.len()];
+                let (path, auth) = &targets[(c * 31 + i) % targets.len()];
                 let t = Instant::now();
-                if !get_ok(&http, &format!("{base}/api/v1/workflows/{p}/development"), &auth).await {
+                if !get_ok(&http, &format!("{base}{path}"), auth).await {
                     bad += 1;
                 }
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -265,26 +305,13 @@ async fn authz(args: &BenchArgs) -> Result<(), CliError> {
             (lat, bad)
         }));
     }
-    let mut lat = Vec::new();
-    let mut errors = 0;
+    let (mut lat, mut errors) = (Vec::new(), 0);
     for t in tasks {
-        let (l, b) = t.await.map_err(|e| fail(&e))?;
+        let (l, b) = t.await.map_err(|e| CliError::Failed(e.to_string()))?;
         lat.extend(l);
         errors += b;
     }
-    let wall = started.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        json!({"scenario": "list_workflows", "projects": projects, "bindings": bindings + 50, "clients": CLIENTS, "requests": lat.len(),
-               "errors": errors, "p50_ms": percentile(lat.clone(), 0.5), "p99_ms": percentile(lat.clone(), 0.99),
-               "max_ms": percentile(lat, 1.0), "requests_per_s": (CLIENTS * per_client) as f64 / wall})
-    );
-    let _ = child.kill();
-    let _ = child.wait();
-    if args.database_url.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(())
+    Ok((lat, errors, started.elapsed().as_secs_f64()))
 }
 
 pub fn percentile(mut xs: Vec<f64>, q: f64) -> f64 {

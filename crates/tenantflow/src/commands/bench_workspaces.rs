@@ -5,7 +5,7 @@
 //! process from the same store) and a member's workflow listings under 64 clients
 //! (`list_workflows`).
 
-use super::bench::{get_ok, median, percentile, LoadClient};
+use super::bench::{listing_load, median, percentile, spawn_serve};
 use crate::cli::BenchArgs;
 use crate::commands::CliError;
 use serde_json::{json, Value};
@@ -66,18 +66,10 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
     store.close().await;
 
     // The server runs as its own process, as in production; this process only drives load.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(fail)?.port();
-    let exe = std::env::current_exe().map_err(fail)?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["serve", "--data-dir"]).arg(&dir).args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("TENANTFLOW_WORKSPACES__RECONCILE_INTERVAL", "1h");
     // A small executor, so that many tenants have work waiting when /metrics is scraped.
-    cmd.env("TENANTFLOW_EXECUTOR__SLOTS", "4");
-    if let Some(u) = &args.database_url {
-        cmd.args(["--database-url", u]);
-    }
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(fail)?;
-    let result = drive(args, n, port, &dir, &member_tokens).await;
+    let env = [("TENANTFLOW_WORKSPACES__RECONCILE_INTERVAL", "1h"), ("TENANTFLOW_EXECUTOR__SLOTS", "4")];
+    let (mut child, base) = spawn_serve(args, &dir, &env).await?;
+    let result = drive(args, n, &base, &dir, &member_tokens).await;
     let _ = child.kill();
     let _ = child.wait();
     let loaded = result?;
@@ -95,19 +87,12 @@ pub async fn run(args: &BenchArgs) -> Result<(), CliError> {
 async fn drive(
     args: &BenchArgs,
     n: usize,
-    port: u16,
+    base: &str,
     dir: &std::path::Path,
     member_tokens: &[(String, String)],
 ) -> Result<usize, CliError> {
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(LIST_CLIENTS).build().map_err(fail)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http.get(format!("{base}/readyz")).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
-        if Instant::now() > deadline {
-            return Err(fail("the server did not become ready"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let base = base.to_string();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().map_err(fail)?;
     let admin = std::fs::read_to_string(dir.join(tf_server::ADMIN_TOKEN_FILE)).map_err(fail)?.trim().to_string();
     let sa = crate::client::Client::new(base.clone(), Some(admin.clone()))
         .post_json(
@@ -206,40 +191,12 @@ async fn drive(
             return Err(fail(format!("registering in {ws}: {}", r.status())));
         }
     }
-    let load: LoadClient = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(LIST_CLIENTS)
-        .build_http();
-    for (ws, tok) in member_tokens {
-        if !get_ok(&load, &format!("{base}/api/v1/workflows/{ws}/development"), &format!("Bearer {tok}")).await {
-            return Err(fail(format!("a member of {ws} cannot list its workflows")));
-        }
-    }
+    let targets: Vec<(String, String)> = member_tokens
+        .iter()
+        .map(|(ws, tok)| (format!("/api/v1/workflows/{ws}/development"), format!("Bearer {tok}")))
+        .collect();
     let per_client = args.requests_per_client;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..LIST_CLIENTS {
-        let (load, base, tokens) = (load.clone(), base.clone(), member_tokens.to_vec());
-        tasks.push(tokio::spawn(async move {
-            let (mut lat, mut bad) = (Vec::with_capacity(per_client), 0);
-            for i in 0..per_client {
-                let (ws, tok) = &tokens[(c * 31 + i) % tokens.len()];
-                let t = Instant::now();
-                if !get_ok(&load, &format!("{base}/api/v1/workflows/{ws}/development"), &format!("Bearer {tok}")).await
-                {
-                    bad += 1;
-                }
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            (lat, bad)
-        }));
-    }
-    let (mut lat, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, b) = t.await.map_err(fail)?;
-        lat.extend(l);
-        errors += b;
-    }
-    let wall = started.elapsed().as_secs_f64();
+    let (lat, errors, wall) = listing_load(&base, &targets, LIST_CLIENTS, per_client).await?;
     println!(
         "{}",
         json!({"scenario": "list_workflows", "workspaces": n, "clients": LIST_CLIENTS, "requests": lat.len(), "errors": errors,
