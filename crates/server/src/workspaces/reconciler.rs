@@ -141,24 +141,29 @@ async fn converge_one(s: &AppState, id: &str, r: &mut PassReport) {
 /// Moves a retiring workspace on and counts where it stands.
 async fn advance_one(s: &AppState, rec: &tf_store::WorkspaceRecord, r: &mut PassReport) {
     r.retiring += 1;
-    match retire::advance(s, rec).await {
-        Ok(Outcome::Converged { steps }) => r.retirement_phases += steps as u64,
-        Ok(_) => {}
+    let now = match retire::advance(s, rec).await {
+        Ok((outcome, now)) => {
+            if let Outcome::Converged { steps } = outcome {
+                r.retirement_phases += steps as u64;
+            }
+            now
+        }
         Err(e) => {
             r.failed += 1;
             tracing::warn!(workspace = %rec.id, error = %e, "retiring the workspace failed; retrying");
             let _ = s.store.platform().retirement_failed(&rec.id, &e.to_string()).await;
+            Some(rec.clone())
         }
-    }
-    match s.store.platform().get_workspace(&rec.id).await {
-        Ok(Some(now)) if now.phase.as_deref() == Some("retained") => {
+    };
+    match now {
+        Some(now) if now.phase.as_deref() == Some("retained") => {
             r.next_purge_at = match (r.next_purge_at, now.purge_after) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
         }
-        Ok(None) => r.retiring -= 1,
-        _ => r.retiring_in_progress += 1,
+        None => r.retiring -= 1,
+        Some(_) => r.retiring_in_progress += 1,
     }
 }
 

@@ -42,11 +42,15 @@ pub async fn start(s: &AppState, id: &str) -> Result<Option<WorkspaceRecord>, tf
     Ok(rec)
 }
 
-/// Carries a retiring workspace through as many phases as can finish now.
-pub async fn advance(s: &AppState, rec: &WorkspaceRecord) -> Result<Outcome, tf_store::Error> {
+/// Carries a retiring workspace through as many phases as can finish now; returns what it
+/// did and where the workspace stands (`None`: forgotten).
+pub async fn advance(
+    s: &AppState,
+    rec: &WorkspaceRecord,
+) -> Result<(Outcome, Option<WorkspaceRecord>), tf_store::Error> {
     let _g = s.workspaces.lock(&rec.id).await;
     let mut moved = 0;
-    let Some(mut rec) = s.store.platform().get_workspace(&rec.id).await? else { return Ok(Outcome::Unchanged) };
+    let Some(mut rec) = s.store.platform().get_workspace(&rec.id).await? else { return Ok((Outcome::Unchanged, None)) };
     loop {
         let phase = rec.phase.clone().unwrap_or_default();
         // Each phase's change is audited in the transaction that records it.
@@ -74,10 +78,11 @@ pub async fn advance(s: &AppState, rec: &WorkspaceRecord) -> Result<Outcome, tf_
         s.workspaces.events_ready.notify_one();
         match s.store.platform().get_workspace(&rec.id).await? {
             Some(r) => rec = r,
-            None => break,
+            None => return Ok((Outcome::Converged { steps: moved }, None)),
         }
     }
-    Ok(if moved == 0 { Outcome::Unchanged } else { Outcome::Converged { steps: moved } })
+    let outcome = if moved == 0 { Outcome::Unchanged } else { Outcome::Converged { steps: moved } };
+    Ok((outcome, Some(rec)))
 }
 
 /// Asks every unfinished execution to stop; done when none is left running.
